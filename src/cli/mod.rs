@@ -1,0 +1,134 @@
+//! The command-line front-end: resolves arguments and environment into
+//! settings once, then runs one subcommand.
+
+pub mod args;
+mod chat;
+pub mod exit;
+mod output;
+mod prompt;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use clap::CommandFactory;
+use tokio::net::TcpListener;
+
+pub use args::Cli;
+use args::{Command, PromptArgs, ServeArgs};
+pub use exit::Failure;
+
+use crate::config::Settings;
+use crate::providers::{self, ChatProvider, Upstream};
+
+/// Runs the parsed command line to completion.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut stdout = Vec::new();
+            clap_complete::generate(shell, &mut command, "llmproxy", &mut stdout);
+            output::Output::default().write(&stdout)
+        }
+        Command::Serve(args) => {
+            init_logging("info");
+            let settings = Arc::new(Settings::from_env()?);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)?;
+            runtime.block_on(serve(args, settings))
+        }
+        Command::Chat(args) => {
+            let json = args.json;
+            terminal(
+                args.prompt,
+                false,
+                move |upstream, provider, request, key| async move {
+                    chat::chat(&upstream, provider, &request, &key, json).await
+                },
+            )
+        }
+        Command::Stream(args) => {
+            let raw = args.raw;
+            terminal(
+                args.prompt,
+                true,
+                move |upstream, provider, request, key| async move {
+                    chat::stream(&upstream, provider, &request, &key, raw).await
+                },
+            )
+        }
+    }
+}
+
+/// Shared set-up of `chat` and `stream`: settings, key, prompt, runtime,
+/// and Ctrl-C (which drops the upstream request and exits 130).
+fn terminal<F, Fut>(args: PromptArgs, stream: bool, command: F) -> Result<(), Failure>
+where
+    F: FnOnce(Upstream, &'static dyn ChatProvider, providers::ChatRequest, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    init_logging("warn");
+    let settings = Arc::new(Settings::from_env()?);
+    let provider = providers::provider(&args.provider)?;
+    let api_key = api_key(&args, provider)?;
+    let request = prompt::build_request(&args, prompt::Stdin::from_process(), stream)?;
+    let upstream = Upstream::new(settings).map_err(anyhow::Error::from)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)?;
+    runtime.block_on(async move {
+        tokio::select! {
+            result = command(upstream, provider, request, api_key) => result,
+            _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
+        }
+    })
+}
+
+fn api_key(args: &PromptArgs, provider: &dyn ChatProvider) -> Result<String, Failure> {
+    let variable = provider.api_key_variable();
+    args.api_key
+        .clone()
+        .or_else(|| std::env::var(variable).ok())
+        .filter(|key| !key.trim().is_empty())
+        .map(|key| key.trim().to_owned())
+        .ok_or_else(|| Failure::Usage(format!("missing API key: set {variable} or pass --api-key")))
+}
+
+async fn serve(args: ServeArgs, settings: Arc<Settings>) -> Result<(), Failure> {
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| anyhow::anyhow!("could not listen on {}:{}: {e}", args.host, args.port))?;
+    let address = listener.local_addr().map_err(anyhow::Error::from)?;
+    tracing::info!("listening on http://{address}");
+    crate::server::serve(settings, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = terminate.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Logs go to stderr (stdout is for data), at `RUST_LOG` or `default`.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(exit::colour_stderr() && std::io::stderr().is_terminal())
+        .try_init();
+}

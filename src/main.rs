@@ -1,0 +1,22 @@
+//! The binary: loads `.env`, parses the command line, and alone decides the
+//! exit code (0 ok, 1 upstream or network failure, 2 usage, 130 Ctrl-C; a
+//! closed stdout pipe counts as success).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use llmproxy::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    // Before parsing, so clap's `env` attributes see `.env` values too; it
+    // never overrides variables that are already set.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            failure.report();
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}

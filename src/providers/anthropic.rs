@@ -1,0 +1,323 @@
+//! Anthropic Messages (`POST {base}/v1/messages`, base without `/v1`).
+
+use bytes::Bytes;
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    contains, normalize_stop_reason, secret_header, ChatProvider, ChatRequest, ChatResponse, Role,
+    StreamEvent, StreamFault, UpstreamRequest, Usage, JSON,
+};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+pub struct Anthropic;
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    max_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<&'a super::Message>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    id: String,
+    model: String,
+    #[serde(default)]
+    content: Vec<Block>,
+    stop_reason: Option<String>,
+    usage: MessageUsage,
+}
+
+#[derive(Deserialize)]
+struct Block {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessageUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    delta: Option<EventDelta>,
+    #[serde(default)]
+    error: Option<EventError>,
+}
+
+#[derive(Deserialize)]
+struct EventDelta {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EventError {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl ChatProvider for Anthropic {
+    fn name(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn api_key_variable(&self) -> &'static str {
+        "ANTHROPIC_API_KEY"
+    }
+
+    fn build_request(
+        &self,
+        settings: &Settings,
+        request: &ChatRequest,
+        api_key: &str,
+    ) -> Result<UpstreamRequest> {
+        // Anthropic has no system role: all system messages, in order, become
+        // the top-level `system` field.
+        let system: Vec<&str> = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        let body = Body {
+            model: &request.model,
+            max_tokens: request
+                .max_tokens
+                .unwrap_or(settings.anthropic_default_max_tokens),
+            system: (!system.is_empty()).then(|| system.join("\n\n")),
+            messages: request
+                .messages
+                .iter()
+                .filter(|m| m.role != Role::System)
+                .collect(),
+            stream: request.stream,
+            temperature: request.temperature,
+        };
+        let version = HeaderValue::try_from(settings.anthropic_version.as_str())
+            .map_err(|_| Error::invalid("ANTHROPIC_VERSION", "not a valid header value"))?;
+        Ok(UpstreamRequest {
+            url: format!("{}/v1/messages", settings.anthropic_base_url),
+            headers: vec![
+                (
+                    HeaderName::from_static("x-api-key"),
+                    secret_header(api_key.to_owned())?,
+                ),
+                (HeaderName::from_static("anthropic-version"), version),
+                (CONTENT_TYPE, JSON),
+            ],
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        })
+    }
+
+    fn normalize(&self, body: &[u8]) -> std::result::Result<ChatResponse, String> {
+        let message: Message = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let content = message
+            .content
+            .into_iter()
+            .filter(|b| b.kind == "text")
+            .filter_map(|b| b.text)
+            .collect::<String>();
+        let usage = &message.usage;
+        Ok(ChatResponse {
+            provider: self.name().to_owned(),
+            model: message.model,
+            content,
+            stop_reason: message.stop_reason.as_deref().map(normalize_stop_reason),
+            usage: Usage {
+                input_tokens: usage.input_tokens
+                    + usage.cache_creation_input_tokens.unwrap_or(0)
+                    + usage.cache_read_input_tokens.unwrap_or(0),
+                output_tokens: usage.output_tokens,
+            },
+            id: message.id,
+        })
+    }
+
+    fn stream_event(&self, data: &str) -> StreamEvent {
+        match serde_json::from_str::<Event>(data) {
+            Ok(event) => match event.kind.as_str() {
+                "content_block_delta" => match event.delta {
+                    Some(EventDelta {
+                        kind: Some(kind),
+                        text: Some(text),
+                    }) if kind == "text_delta" => StreamEvent::Text(text),
+                    _ => StreamEvent::Skip,
+                },
+                "message_stop" => StreamEvent::Done,
+                "error" => {
+                    let error = event.error.unwrap_or(EventError {
+                        kind: None,
+                        message: None,
+                    });
+                    let message = error
+                        .message
+                        .unwrap_or_else(|| "an error occurred during streaming".into());
+                    StreamEvent::Failed(match error.kind {
+                        Some(kind) => format!("{kind}: {message}"),
+                        None => message,
+                    })
+                }
+                _ => StreamEvent::Skip,
+            },
+            Err(e) => StreamEvent::Failed(format!("invalid stream event: {e}")),
+        }
+    }
+
+    fn error_event(&self, fault: StreamFault, message: &str) -> Bytes {
+        let kind = match fault {
+            StreamFault::Timeout => "timeout_error",
+            StreamFault::Disconnected => "api_error",
+            StreamFault::ShuttingDown => "overloaded_error",
+        };
+        let error =
+            serde_json::json!({"type": "error", "error": {"type": kind, "message": message}});
+        Bytes::from(format!("event: error\ndata: {error}\n\n"))
+    }
+
+    fn stream_is_complete(&self, tail: &[u8]) -> bool {
+        // Event lines start a line; JSON strings in `data` cannot hold a raw
+        // newline, so these cannot be faked by generated text.
+        contains(tail, b"\nevent: message_stop") || contains(tail, b"\nevent: error")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Message as Msg;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/../shared/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn settings() -> Settings {
+        let mut s = Settings::from_lookup(|_| None).unwrap();
+        s.anthropic_base_url = "http://127.0.0.1:1".into();
+        s
+    }
+
+    fn msg(role: Role, content: &str) -> Msg {
+        Msg {
+            role,
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn system_messages_are_joined_and_default_max_tokens_is_sent() {
+        let request = ChatRequest {
+            model: "claude".into(),
+            messages: vec![
+                msg(Role::System, "one"),
+                msg(Role::User, "hi"),
+                msg(Role::System, "two"),
+                msg(Role::Assistant, "hello"),
+            ],
+            stream: false,
+            max_tokens: None,
+            temperature: Some(0.5),
+        };
+        let req = Anthropic
+            .build_request(&settings(), &request, "sk-ant")
+            .unwrap();
+        assert_eq!(req.url, "http://127.0.0.1:1/v1/messages");
+        assert_eq!(req.headers[0].1, "sk-ant");
+        assert!(req.headers[0].1.is_sensitive());
+        assert_eq!(req.headers[1].1, "2023-06-01");
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"model":"claude","max_tokens":1024,"system":"one\n\ntwo",
+                "messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}],"temperature":0.5})
+        );
+    }
+
+    #[test]
+    fn normalizes_the_fixture_and_counts_cache_tokens_as_input() {
+        let r = Anthropic
+            .normalize(&fixture("anthropic-messages.json"))
+            .unwrap();
+        assert_eq!(r.content, "Hello! How can I help you today?");
+        assert_eq!(r.stop_reason.as_deref(), Some("stop"));
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 14,
+                output_tokens: 12
+            }
+        );
+        let r = Anthropic
+            .normalize(
+                br#"{"id":"m","model":"c","content":[{"type":"text","text":"a"},{"type":"tool_use","id":"t"},{"type":"text","text":"b"}],
+                "stop_reason":"max_tokens","usage":{"input_tokens":1,"cache_creation_input_tokens":20,"cache_read_input_tokens":300,"output_tokens":4}}"#,
+            )
+            .unwrap();
+        assert_eq!(r.content, "ab");
+        assert_eq!(r.stop_reason.as_deref(), Some("length"));
+        assert_eq!(r.usage.input_tokens, 321);
+    }
+
+    #[test]
+    fn stream_events() {
+        assert_eq!(
+            Anthropic.stream_event(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#),
+            StreamEvent::Text("Hi".into())
+        );
+        assert_eq!(
+            Anthropic.stream_event(r#"{"type": "ping"}"#),
+            StreamEvent::Skip
+        );
+        assert_eq!(
+            Anthropic.stream_event(r#"{"type":"message_stop"}"#),
+            StreamEvent::Done
+        );
+        assert_eq!(
+            Anthropic.stream_event(r#"{"type":"error","error":{"details":null,"type":"overloaded_error","message":"Overloaded"}}"#),
+            StreamEvent::Failed("overloaded_error: Overloaded".into())
+        );
+    }
+
+    #[test]
+    fn completeness_of_fixture_streams() {
+        let full = fixture("anthropic-stream.sse");
+        assert!(Anthropic.stream_is_complete(&full[full.len() - 64..]));
+        assert!(Anthropic.stream_is_complete(&fixture("anthropic-stream-error.sse")));
+        assert!(!Anthropic.stream_is_complete(&full[..full.len() / 2]));
+        let event = Anthropic.error_event(StreamFault::Disconnected, "reset");
+        let text = std::str::from_utf8(&event).unwrap();
+        assert!(text.starts_with("event: error\ndata: "));
+        let data = text.lines().nth(1).unwrap().trim_start_matches("data: ");
+        assert_eq!(
+            Anthropic.stream_event(data),
+            StreamEvent::Failed("api_error: reset".into())
+        );
+    }
+}

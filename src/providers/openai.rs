@@ -1,0 +1,324 @@
+//! OpenAI Chat Completions (`POST {base}/chat/completions`, base incl. `/v1`).
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    contains, normalize_stop_reason, secret_header, ChatProvider, ChatRequest, ChatResponse,
+    Message, StreamEvent, StreamFault, UpstreamRequest, Usage, JSON,
+};
+use crate::config::{MaxTokensField, Settings};
+use crate::error::Result;
+
+pub struct OpenAi;
+
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    id: String,
+    model: String,
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<CompletionUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CompletionUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<Delta>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+impl ChatProvider for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn api_key_variable(&self) -> &'static str {
+        "OPENAI_API_KEY"
+    }
+
+    fn build_request(
+        &self,
+        settings: &Settings,
+        request: &ChatRequest,
+        api_key: &str,
+    ) -> Result<UpstreamRequest> {
+        let (max_tokens, max_completion_tokens) = match settings.openai_max_tokens_field {
+            MaxTokensField::MaxTokens => (request.max_tokens, None),
+            MaxTokensField::MaxCompletionTokens => (None, request.max_tokens),
+        };
+        let body = Body {
+            model: &request.model,
+            messages: &request.messages,
+            stream: request.stream,
+            max_tokens,
+            max_completion_tokens,
+            temperature: request.temperature,
+        };
+        Ok(UpstreamRequest {
+            url: format!("{}/chat/completions", settings.openai_base_url),
+            headers: vec![
+                (AUTHORIZATION, secret_header(format!("Bearer {api_key}"))?),
+                (CONTENT_TYPE, JSON),
+            ],
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        })
+    }
+
+    fn normalize(&self, body: &[u8]) -> std::result::Result<ChatResponse, String> {
+        let completion: Completion = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let first = completion.choices.into_iter().next();
+        let (content, stop_reason) = match first {
+            Some(choice) => (
+                choice.message.content.unwrap_or_default(),
+                choice.finish_reason.as_deref().map(normalize_stop_reason),
+            ),
+            None => (String::new(), None),
+        };
+        let usage = completion.usage.map_or(
+            Usage {
+                input_tokens: 0,
+                output_tokens: 0,
+            },
+            |u| Usage {
+                input_tokens: u.prompt_tokens,
+                output_tokens: u.completion_tokens,
+            },
+        );
+        Ok(ChatResponse {
+            provider: self.name().to_owned(),
+            model: completion.model,
+            content,
+            stop_reason,
+            usage,
+            id: completion.id,
+        })
+    }
+
+    fn stream_event(&self, data: &str) -> StreamEvent {
+        if data.trim() == "[DONE]" {
+            return StreamEvent::Done;
+        }
+        match serde_json::from_str::<Chunk>(data) {
+            Ok(Chunk {
+                error: Some(error), ..
+            }) if !error.is_null() => StreamEvent::Failed(
+                error
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("an error occurred during streaming")
+                    .to_owned(),
+            ),
+            Ok(chunk) => match chunk
+                .choices
+                .into_iter()
+                .next()
+                .and_then(|c| c.delta)
+                .and_then(|d| d.content)
+            {
+                Some(text) if !text.is_empty() => StreamEvent::Text(text),
+                _ => StreamEvent::Skip,
+            },
+            Err(e) => StreamEvent::Failed(format!("invalid stream chunk: {e}")),
+        }
+    }
+
+    fn error_event(&self, fault: StreamFault, message: &str) -> Bytes {
+        let kind = match fault {
+            StreamFault::Timeout => "timeout",
+            StreamFault::Disconnected => "server_error",
+            StreamFault::ShuttingDown => "service_unavailable_error",
+        };
+        let error = serde_json::json!({
+            "error": {"message": message, "type": kind, "param": null, "code": null}
+        });
+        Bytes::from(format!("data: {error}\n\n"))
+    }
+
+    fn stream_is_complete(&self, tail: &[u8]) -> bool {
+        contains(tail, b"data: [DONE]")
+            || contains(tail, b"data:[DONE]")
+            || contains(tail, b"{\"error\":")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::Role;
+
+    fn settings(field: MaxTokensField) -> Settings {
+        let mut s = Settings::from_lookup(|_| None).unwrap();
+        s.openai_base_url = "http://127.0.0.1:1/v1".into();
+        s.openai_max_tokens_field = field;
+        s
+    }
+
+    fn request(max_tokens: Option<u64>, temperature: Option<f64>, stream: bool) -> ChatRequest {
+        ChatRequest {
+            model: "gpt-4o-mini".into(),
+            messages: vec![
+                Message {
+                    role: Role::System,
+                    content: "Be terse".into(),
+                },
+                Message {
+                    role: Role::User,
+                    content: "Hi".into(),
+                },
+            ],
+            stream,
+            max_tokens,
+            temperature,
+        }
+    }
+
+    fn body_of(req: &UpstreamRequest) -> serde_json::Value {
+        serde_json::from_slice(&req.body).unwrap()
+    }
+
+    #[test]
+    fn builds_url_auth_and_body() {
+        let req = OpenAi
+            .build_request(
+                &settings(MaxTokensField::MaxCompletionTokens),
+                &request(Some(9), Some(0.2), true),
+                "sk-x",
+            )
+            .unwrap();
+        assert_eq!(req.url, "http://127.0.0.1:1/v1/chat/completions");
+        assert_eq!(req.headers[0].1, "Bearer sk-x");
+        assert!(req.headers[0].1.is_sensitive());
+        assert_eq!(
+            body_of(&req),
+            serde_json::json!({"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be terse"},{"role":"user","content":"Hi"}],
+                "stream":true,"max_completion_tokens":9,"temperature":0.2})
+        );
+    }
+
+    #[test]
+    fn optional_fields_are_left_out_and_field_name_follows_settings() {
+        let req = OpenAi
+            .build_request(
+                &settings(MaxTokensField::MaxTokens),
+                &request(None, None, false),
+                "k",
+            )
+            .unwrap();
+        let body = body_of(&req);
+        let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["messages", "model"]);
+        let req = OpenAi
+            .build_request(
+                &settings(MaxTokensField::MaxTokens),
+                &request(Some(3), None, false),
+                "k",
+            )
+            .unwrap();
+        assert_eq!(body_of(&req)["max_tokens"], 3);
+    }
+
+    #[test]
+    fn normalizes_the_fixture() {
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/openai-chat.json"
+        ))
+        .unwrap();
+        let r = OpenAi.normalize(&body).unwrap();
+        assert_eq!(r.provider, "openai");
+        assert_eq!(r.model, "gpt-4o-mini-2024-07-18");
+        assert_eq!(r.content, "Hello! How can I help you today?");
+        assert_eq!(r.stop_reason.as_deref(), Some("stop"));
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 19,
+                output_tokens: 9
+            }
+        );
+        assert_eq!(r.id, "chatcmpl-CgT4kq8ZbN2xWv7LmR5sYd1JpFa9E");
+    }
+
+    #[test]
+    fn null_content_becomes_empty() {
+        let r = OpenAi
+            .normalize(br#"{"id":"c","model":"m","choices":[{"message":{"content":null},"finish_reason":"tool_calls"}]}"#)
+            .unwrap();
+        assert_eq!(r.content, "");
+        assert_eq!(r.stop_reason.as_deref(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn stream_events() {
+        assert_eq!(
+            OpenAi.stream_event(r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#),
+            StreamEvent::Text("Hi".into())
+        );
+        assert_eq!(OpenAi.stream_event(r#"{"choices":[]}"#), StreamEvent::Skip);
+        assert_eq!(OpenAi.stream_event("[DONE]"), StreamEvent::Done);
+        assert_eq!(
+            OpenAi.stream_event(r#"{"error":{"message":"boom","type":"server_error"}}"#),
+            StreamEvent::Failed("boom".into())
+        );
+    }
+
+    #[test]
+    fn error_event_is_an_openai_error_chunk() {
+        let event = OpenAi.error_event(StreamFault::Timeout, "upstream stalled");
+        let text = std::str::from_utf8(&event).unwrap();
+        assert!(text.starts_with("data: ") && text.ends_with("\n\n"));
+        assert_eq!(
+            OpenAi.stream_event(&text[6..]),
+            StreamEvent::Failed("upstream stalled".into())
+        );
+        assert!(OpenAi.stream_is_complete(&event));
+        assert!(OpenAi.stream_is_complete(b"data: {}\n\ndata: [DONE]\n\n"));
+        assert!(!OpenAi.stream_is_complete(b"data: {\"choices\":[]}\n\n"));
+    }
+}

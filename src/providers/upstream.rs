@@ -1,0 +1,248 @@
+//! The one HTTP client of the process: pooled connections, the
+//! `HTTP_MAX_CONNECTIONS` limit, timeouts, and the mapping of transport
+//! failures to [`Error`]. Every front-end sends through [`Upstream::send`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{ChatProvider, ChatRequest, ChatResponse, StreamEvent};
+use crate::config::Settings;
+use crate::error::{Error, Result, PASSTHROUGH_HEADERS};
+
+/// Cloning is cheap: clones share the pool and the in-flight limit.
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    settings: Arc<Settings>,
+    slots: Arc<Semaphore>,
+}
+
+/// A 2xx upstream reply whose body has not been read yet. It holds one
+/// in-flight slot until it is dropped.
+pub struct UpstreamResponse {
+    provider: &'static dyn ChatProvider,
+    response: reqwest::Response,
+    timeout: Duration,
+    slot: OwnedSemaphorePermit,
+}
+
+impl Upstream {
+    pub fn new(settings: Arc<Settings>) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            // `timeout()` would be a deadline for the whole body and cut long
+            // streams; these two bound only the waits.
+            .connect_timeout(settings.timeout)
+            .read_timeout(settings.timeout)
+            .pool_max_idle_per_host(settings.max_keepalive_connections)
+            .pool_idle_timeout(Duration::from_secs(90))
+            // The key must only ever reach the configured base URL: no
+            // redirects (x-api-key would follow them), no proxies.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .build()?;
+        let slots = Arc::new(Semaphore::new(settings.max_connections));
+        Ok(Upstream {
+            client,
+            settings,
+            slots,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Sends `request` and waits for the status line. A non-2xx status is
+    /// returned as [`Error::UpstreamStatus`] with the upstream body.
+    pub async fn send(
+        &self,
+        provider: &'static dyn ChatProvider,
+        request: &ChatRequest,
+        api_key: &str,
+    ) -> Result<UpstreamResponse> {
+        let wire = provider.build_request(&self.settings, request, api_key)?;
+        let slot = tokio::time::timeout(self.settings.timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Saturated)?
+            .map_err(|_| Error::ShuttingDown)?;
+        let mut builder = self.client.post(&wire.url).body(wire.body);
+        for (name, value) in wire.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| transport_error(provider, &self.settings, e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let headers = passthrough_headers(&response);
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(provider, &self.settings, e))?;
+            return Err(Error::UpstreamStatus {
+                provider: provider.name(),
+                status: status.as_u16(),
+                body,
+                headers,
+            });
+        }
+        Ok(UpstreamResponse {
+            provider,
+            response,
+            timeout: self.settings.timeout,
+            slot,
+        })
+    }
+}
+
+impl UpstreamResponse {
+    pub fn provider(&self) -> &'static dyn ChatProvider {
+        self.provider
+    }
+
+    /// Request-id and retry headers worth handing to the caller.
+    pub fn passthrough_headers(&self) -> Vec<(&'static str, String)> {
+        passthrough_headers(&self.response)
+    }
+
+    /// Reads the whole body and normalizes it.
+    pub async fn into_chat_response(self) -> Result<ChatResponse> {
+        let provider = self.provider;
+        let timeout = self.timeout;
+        let body = self
+            .response
+            .bytes()
+            .await
+            .map_err(|e| body_error(provider, timeout, e))?;
+        drop(self.slot);
+        provider
+            .normalize(&body)
+            .map_err(|reason| Error::InvalidReply {
+                provider: provider.name(),
+                reason: if body.is_empty() {
+                    "empty body".to_owned()
+                } else {
+                    format!("not a {} chat reply ({reason})", provider.name())
+                },
+            })
+    }
+
+    /// The upstream bytes exactly as received, chunk by chunk, no parsing.
+    /// The in-flight slot is released when the stream is dropped.
+    pub fn into_bytes(self) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+        let provider = self.provider;
+        let timeout = self.timeout;
+        let slot = self.slot;
+        self.response.bytes_stream().map(move |chunk| {
+            let _held_until_the_stream_is_dropped = &slot;
+            chunk.map_err(|e| body_error(provider, timeout, e))
+        })
+    }
+
+    /// The text deltas of the stream, parsed with `eventsource-stream`. Ends
+    /// with an error if the upstream reports one or stops before its end
+    /// marker.
+    pub fn into_text_deltas(self) -> impl Stream<Item = Result<String>> + Send + 'static {
+        let provider = self.provider;
+        let events = self.into_bytes().eventsource();
+        futures::stream::unfold((events, false), move |(mut events, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                let item = match events.next().await {
+                    None => Some(Err(Error::StreamTruncated {
+                        provider: provider.name(),
+                    })),
+                    Some(Err(eventsource_stream::EventStreamError::Transport(e))) => Some(Err(e)),
+                    Some(Err(e)) => Some(Err(Error::InvalidReply {
+                        provider: provider.name(),
+                        reason: e.to_string(),
+                    })),
+                    Some(Ok(event)) => match provider.stream_event(&event.data) {
+                        StreamEvent::Text(text) => return Some((Ok(text), (events, false))),
+                        StreamEvent::Skip => continue,
+                        StreamEvent::Done => None,
+                        StreamEvent::Failed(message) => Some(Err(Error::StreamFailed {
+                            provider: provider.name(),
+                            message,
+                        })),
+                    },
+                };
+                return item.map(|err| (err, (events, true)));
+            }
+        })
+    }
+}
+
+fn passthrough_headers(response: &reqwest::Response) -> Vec<(&'static str, String)> {
+    PASSTHROUGH_HEADERS
+        .iter()
+        .filter_map(|&name| {
+            let value = response.headers().get(name)?.to_str().ok()?;
+            Some((name, value.to_owned()))
+        })
+        .collect()
+}
+
+fn transport_error(
+    provider: &'static dyn ChatProvider,
+    settings: &Settings,
+    error: reqwest::Error,
+) -> Error {
+    if error.is_timeout() {
+        Error::Timeout {
+            provider: provider.name(),
+            seconds: settings.timeout_seconds(),
+        }
+    } else {
+        Error::Unreachable {
+            provider: provider.name(),
+            reason: describe(&error),
+        }
+    }
+}
+
+fn body_error(
+    provider: &'static dyn ChatProvider,
+    timeout: Duration,
+    error: reqwest::Error,
+) -> Error {
+    if error.is_timeout() {
+        Error::Timeout {
+            provider: provider.name(),
+            seconds: timeout.as_secs_f64().ceil() as u64,
+        }
+    } else {
+        Error::Unreachable {
+            provider: provider.name(),
+            reason: format!(
+                "connection failed while reading the reply: {}",
+                describe(&error)
+            ),
+        }
+    }
+}
+
+/// The innermost causes of a transport error, without the URL: reqwest's own
+/// message repeats it and the causes say what actually happened.
+fn describe(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    match causes.last() {
+        Some(last) if causes.len() > 1 => format!("{}: {last}", causes[0]),
+        Some(only) => only.clone(),
+        None => error.to_string(),
+    }
+}

@@ -1,0 +1,156 @@
+//! Request handlers: each returns a finished reply, errors included.
+
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use super::errors::{error_reply, json_reply};
+use super::passthrough::stream_reply;
+use super::state::AppState;
+use crate::error::{Error, Result};
+use crate::providers::{self, ChatRequest};
+
+pub async fn healthz(state: AppState) -> Response {
+    if state.is_draining() {
+        let mut reply = json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &b"{\"status\":\"draining\"}"[..],
+        );
+        reply
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        reply
+    } else {
+        json_reply(StatusCode::OK, &b"{\"status\":\"ok\"}"[..])
+    }
+}
+
+/// `POST /v1/chat/{provider}`.
+pub async fn chat<S, B>(
+    provider_name: String,
+    api_key: Option<String>,
+    content_length: Option<u64>,
+    body: S,
+    state: AppState,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    let started = Instant::now();
+    let mut model = None;
+    let reply = match chat_reply(
+        &provider_name,
+        api_key,
+        content_length,
+        body,
+        &state,
+        &mut model,
+    )
+    .await
+    {
+        Ok(reply) => reply,
+        Err(error) => error_reply(&error),
+    };
+    let mut reply = reply;
+    if state.is_draining() {
+        reply
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    // One line per request; never the key, never message content.
+    tracing::info!(
+        method = "POST",
+        path = %format_args!("/v1/chat/{}", provider_name.escape_debug()),
+        provider = %provider_name.escape_debug(),
+        model = %model.as_deref().unwrap_or("-").escape_debug(),
+        status = reply.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    reply
+}
+
+async fn chat_reply<S, B>(
+    provider_name: &str,
+    api_key: Option<String>,
+    content_length: Option<u64>,
+    body: S,
+    state: &AppState,
+    model: &mut Option<String>,
+) -> Result<Response>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    if state.is_draining() {
+        return Err(Error::ShuttingDown);
+    }
+    let provider = providers::provider(provider_name)?;
+    let api_key = api_key
+        .filter(|k| !k.trim().is_empty())
+        .ok_or(Error::MissingApiKey)?;
+    let limit = state.upstream.settings().max_body_bytes;
+    let body = read_body(body, content_length, limit).await?;
+    let request = ChatRequest::from_json(&body)?;
+    *model = Some(request.model.clone());
+
+    let in_flight = state.track();
+    let aborted = state.aborted();
+    let work = async {
+        let upstream = state
+            .upstream
+            .send(provider, &request, api_key.trim())
+            .await?;
+        if request.stream {
+            return Ok(stream_reply(upstream, state, in_flight));
+        }
+        let headers = upstream.passthrough_headers();
+        let response = upstream.into_chat_response().await?;
+        let body = serde_json::to_vec(&response).map_err(|e| Error::InvalidReply {
+            provider: provider.name(),
+            reason: e.to_string(),
+        })?;
+        let mut reply = json_reply(StatusCode::OK, body);
+        for (name, value) in headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                reply.headers_mut().insert(name, value);
+            }
+        }
+        Ok(reply)
+    };
+    tokio::select! {
+        reply = work => reply,
+        _ = aborted => Err(Error::ShuttingDown),
+    }
+}
+
+/// Reads the body, stopping as soon as it passes `limit` (a declared
+/// `Content-Length` over the limit is refused before reading anything).
+async fn read_body<S, B>(mut body: S, content_length: Option<u64>, limit: u64) -> Result<Bytes>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
+    B: Buf,
+{
+    if content_length.is_some_and(|n| n > limit) {
+        return Err(Error::BodyTooLarge { limit });
+    }
+    let mut buffer = BytesMut::with_capacity(content_length.unwrap_or(1024).min(limit) as usize);
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| Error::MalformedJson(format!("could not read the body: {e}")))?;
+        if (buffer.len() + chunk.remaining()) as u64 > limit {
+            return Err(Error::BodyTooLarge { limit });
+        }
+        while chunk.has_remaining() {
+            let bytes = chunk.chunk();
+            buffer.extend_from_slice(bytes);
+            let n = bytes.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buffer.freeze())
+}

@@ -1,0 +1,97 @@
+//! `llmproxy serve`: the HTTP front-end of the provider adapters.
+//!
+//! The accept loop is ours rather than warp's so that accepted sockets get
+//! `TCP_NODELAY` (stream events must not wait for Nagle) and so that
+//! shutdown can drain: stop accepting, answer 503 on connections still open,
+//! let in-flight work finish for the grace period, then end what is left.
+
+mod errors;
+mod handlers;
+mod passthrough;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+pub use errors::status_of;
+pub use state::AppState;
+
+use crate::config::Settings;
+use crate::providers::Upstream;
+
+/// How long open streams get to flush their final error event after the
+/// grace period ends.
+const FINAL_FLUSH: Duration = Duration::from_millis(500);
+
+/// Serves on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    settings: Arc<Settings>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let upstream = Upstream::new(settings.clone())?;
+    let state = AppState::new(upstream);
+    let service = warp::service(routes::routes(state.clone()));
+    let mut shutdown = std::pin::pin!(shutdown);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connections = GracefulShutdown::new();
+
+    loop {
+        let (stream, _peer): (_, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and similar: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(service.clone());
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    state.start_draining();
+    tracing::info!(
+        in_flight = state.in_flight(),
+        grace_seconds = settings.shutdown_grace.as_secs_f64(),
+        "draining"
+    );
+    if tokio::time::timeout(settings.shutdown_grace, state.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = state.in_flight(),
+            "grace period over; ending open requests"
+        );
+        state.abort();
+        let _ = tokio::time::timeout(FINAL_FLUSH, state.idle()).await;
+    }
+    // Lets finished responses reach their clients and closes idle
+    // keep-alive connections.
+    let _ = tokio::time::timeout(FINAL_FLUSH, connections.shutdown()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! State shared by every request: the upstream client and the shutdown
+//! machinery (draining flag, in-flight count, grace-expired signal).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{watch, Notify};
+
+use crate::providers::Upstream;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub upstream: Upstream,
+    shutdown: Arc<Shutdown>,
+}
+
+struct Shutdown {
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    /// Flips to `true` when the grace period has run out.
+    abort: watch::Sender<bool>,
+}
+
+/// Counts one chat request (or open stream) until dropped.
+pub struct InFlight(Arc<Shutdown>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(upstream: Upstream) -> Self {
+        AppState {
+            upstream,
+            shutdown: Arc::new(Shutdown {
+                draining: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
+                idle: Notify::new(),
+                abort: watch::channel(false).0,
+            }),
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.shutdown.draining.load(Ordering::Acquire)
+    }
+
+    pub fn start_draining(&self) {
+        self.shutdown.draining.store(true, Ordering::Release);
+    }
+
+    pub fn track(&self) -> InFlight {
+        self.shutdown.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.shutdown.clone())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.shutdown.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no request or stream is in flight.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.shutdown.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Tells every open request and stream to end now.
+    pub fn abort(&self) {
+        self.shutdown.abort.send_replace(true);
+    }
+
+    /// Resolves when [`AppState::abort`] has been called.
+    pub fn aborted(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.abort.subscribe();
+        async move {
+            let _ = rx.wait_for(|aborted| *aborted).await;
+        }
+    }
+}
