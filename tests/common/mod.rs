@@ -83,7 +83,10 @@ impl Script {
     pub fn sse(steps: Vec<Step>) -> Self {
         Script {
             status: 200,
-            headers: vec![("content-type".into(), "text/event-stream; charset=utf-8".into())],
+            headers: vec![(
+                "content-type".into(),
+                "text/event-stream; charset=utf-8".into(),
+            )],
             content_length: None,
             steps,
             delay: Duration::ZERO,
@@ -111,7 +114,9 @@ impl Script {
 /// flushes them).
 pub fn sse_events(bytes: &[u8]) -> Vec<Step> {
     let text = std::str::from_utf8(bytes).expect("utf-8 fixture");
-    text.split_inclusive("\n\n").map(|e| Step::Send(e.as_bytes().to_vec())).collect()
+    text.split_inclusive("\n\n")
+        .map(|e| Step::Send(e.as_bytes().to_vec()))
+        .collect()
 }
 
 type Handler = dyn Fn(&Recorded) -> Script + Send + Sync;
@@ -185,7 +190,9 @@ impl MockUpstream {
         let (read, mut write) = socket.into_split();
         let mut reader = BufReader::new(read);
         loop {
-            let Some(request) = read_request(&mut reader).await else { break };
+            let Some(request) = read_request(&mut reader).await else {
+                break;
+            };
             let script = handler(&request);
             self.requests.lock().unwrap().push(request);
             let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
@@ -296,7 +303,10 @@ async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) ->
         let (name, value) = line.split_once(':')?;
         headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
     }
-    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).await.ok()?;
     Some(Recorded {
@@ -325,7 +335,8 @@ impl Proxy {
         for (k, v) in vars {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
-        let settings = llmproxy::config::Settings::from_lookup(|name| map.get(name).cloned()).unwrap();
+        let settings =
+            llmproxy::config::Settings::from_lookup(|name| map.get(name).cloned()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -333,7 +344,9 @@ impl Proxy {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            llmproxy::server::serve(Arc::new(settings), listener, shutdown).await.unwrap();
+            llmproxy::server::serve(Arc::new(settings), listener, shutdown)
+                .await
+                .unwrap();
         });
         Proxy {
             url,
@@ -430,11 +443,34 @@ impl ServeProcess {
 
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running").to_string();
-        let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-s", signal, &pid])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Script {
+    /// Waits before sending the response head.
+    pub fn delay_ms(mut self, ms: u64) -> Self {
+        self.delay = Duration::from_millis(ms);
+        self
+    }
+}
+
+/// Polls `condition` (cheap, in-memory) until it holds; panics after `within`.
+pub async fn wait_until(condition: impl Fn() -> bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
