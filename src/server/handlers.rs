@@ -106,7 +106,7 @@ where
             .send(provider, &request, api_key.trim())
             .await?;
         if request.stream {
-            return Ok(stream_reply(upstream, state, in_flight));
+            return stream_reply(upstream, state, in_flight).await;
         }
         let headers = upstream.passthrough_headers();
         let response = upstream.into_chat_response().await?;

@@ -4,8 +4,9 @@
 //! cannot hold the upstream connection forever, and so that a failure can
 //! be reported in the provider's own error format.
 
-use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,14 +25,38 @@ use crate::providers::{ChatProvider, StreamFault, StreamTail, UpstreamResponse};
 /// timeout for the client, then ends the stream.
 const BUFFERED_CHUNKS: usize = 32;
 
-pub fn stream_reply(upstream: UpstreamResponse, state: &AppState, in_flight: InFlight) -> Response {
+/// Waits for the first upstream chunk (so that a failure before any byte
+/// still gets a proper status, 502 or 504), then answers 200 and pumps the
+/// rest as it arrives.
+pub async fn stream_reply(
+    upstream: UpstreamResponse,
+    state: &AppState,
+    in_flight: InFlight,
+) -> Result<Response, Error> {
+    let provider = upstream.provider();
     let headers = upstream.passthrough_headers();
+    let mut chunks = Box::pin(upstream.into_bytes());
+    let first = match chunks.next().await {
+        Some(chunk) => chunk?,
+        None => {
+            return Err(Error::InvalidReply {
+                provider: provider.name(),
+                reason: "the stream was empty".to_owned(),
+            })
+        }
+    };
     let (tx, rx) = mpsc::channel(BUFFERED_CHUNKS);
-    let aborted = state.aborted();
-    let client_timeout = state.upstream.settings().timeout;
-    tokio::spawn(pump(upstream, tx, aborted, client_timeout, in_flight));
+    let gave_up = Arc::new(AtomicBool::new(false));
+    let pump = Pump {
+        provider,
+        tx,
+        gave_up: gave_up.clone(),
+        client_timeout: state.upstream.settings().timeout,
+        _in_flight: in_flight,
+    };
+    tokio::spawn(pump.run(first, chunks, state.aborted()));
 
-    let mut reply = warp::reply::stream(ChannelBody(rx)).into_response();
+    let mut reply = warp::reply::stream(ChannelBody { rx, gave_up }).into_response();
     *reply.status_mut() = StatusCode::OK;
     let h = reply.headers_mut();
     h.insert(
@@ -45,82 +70,111 @@ pub fn stream_reply(upstream: UpstreamResponse, state: &AppState, in_flight: InF
             h.insert(name, value);
         }
     }
-    reply
+    Ok(reply)
 }
 
-async fn pump(
-    upstream: UpstreamResponse,
+struct Pump {
+    provider: &'static dyn ChatProvider,
     tx: mpsc::Sender<Bytes>,
-    aborted: impl std::future::Future<Output = ()>,
+    /// Set when the client stopped reading and the pump gave up on it.
+    gave_up: Arc<AtomicBool>,
     client_timeout: Duration,
     _in_flight: InFlight,
-) {
-    let provider = upstream.provider();
-    let mut bytes = std::pin::pin!(upstream.into_bytes());
-    let mut aborted = std::pin::pin!(aborted);
-    let mut tail = StreamTail::default();
-    loop {
-        let next = tokio::select! {
-            biased;
-            // The client went away: returning drops the upstream response,
-            // which closes its connection.
-            _ = tx.closed() => return,
-            _ = &mut aborted => {
-                let event = provider.error_event(StreamFault::ShuttingDown, "the proxy is shutting down");
-                send(&tx, event, client_timeout).await;
-                return;
-            }
-            next = bytes.next() => next,
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                tail.push(&chunk);
-                if !send(&tx, chunk, client_timeout).await {
+}
+
+impl Pump {
+    async fn run(
+        self,
+        first: Bytes,
+        mut chunks: Pin<Box<impl Stream<Item = Result<Bytes, Error>>>>,
+        aborted: impl std::future::Future<Output = ()>,
+    ) {
+        let provider = self.provider;
+        let mut aborted = std::pin::pin!(aborted);
+        let mut tail = StreamTail::default();
+        tail.push(&first);
+        if !self.send(first).await {
+            return;
+        }
+        loop {
+            let next = tokio::select! {
+                biased;
+                // The client went away: returning drops the upstream
+                // response, which closes its connection.
+                _ = self.tx.closed() => return,
+                _ = &mut aborted => {
+                    self.fail(StreamFault::ShuttingDown, "the proxy is shutting down").await;
+                    return;
+                }
+                next = chunks.next() => next,
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    tail.push(&chunk);
+                    if !self.send(chunk).await {
+                        return;
+                    }
+                }
+                Some(Err(error)) => {
+                    let fault = match error {
+                        Error::Timeout { .. } => StreamFault::Timeout,
+                        _ => StreamFault::Disconnected,
+                    };
+                    self.fail(fault, &error.to_string()).await;
+                    return;
+                }
+                None => {
+                    if !provider.stream_is_complete(tail.bytes()) {
+                        let message = format!(
+                            "{} closed the stream before its end marker",
+                            provider.name()
+                        );
+                        self.fail(StreamFault::Disconnected, &message).await;
+                    }
                     return;
                 }
             }
-            Some(Err(error)) => {
-                send(&tx, fault_event(provider, &error), client_timeout).await;
-                return;
-            }
-            None => {
-                if !provider.stream_is_complete(tail.bytes()) {
-                    let message = format!(
-                        "{} closed the stream before its end marker",
-                        provider.name()
-                    );
-                    let event = provider.error_event(StreamFault::Disconnected, &message);
-                    send(&tx, event, client_timeout).await;
-                }
-                return;
+        }
+    }
+
+    /// Sends one chunk, waiting at most the timeout for a slow client.
+    async fn send(&self, chunk: Bytes) -> bool {
+        match tokio::time::timeout(self.client_timeout, self.tx.send(chunk)).await {
+            Ok(Ok(())) => true,
+            // The client is gone.
+            Ok(Err(_)) => false,
+            Err(_) => {
+                self.gave_up.store(true, Ordering::Release);
+                false
             }
         }
     }
+
+    /// Ends the stream with one event in the provider's error format.
+    async fn fail(&self, fault: StreamFault, message: &str) {
+        self.send(self.provider.error_event(fault, message)).await;
+    }
 }
 
-/// Sends one chunk, waiting at most `timeout` for a slow client.
-async fn send(tx: &mpsc::Sender<Bytes>, chunk: Bytes, timeout: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(timeout, tx.send(chunk)).await,
-        Ok(Ok(()))
-    )
+/// The response body: whatever the pump sends, in order. If the pump gave
+/// up on a client that stopped reading, the body ends with an error, so the
+/// connection is cut instead of the truncated stream looking complete.
+struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+    gave_up: Arc<AtomicBool>,
 }
-
-fn fault_event(provider: &dyn ChatProvider, error: &Error) -> Bytes {
-    let fault = match error {
-        Error::Timeout { .. } => StreamFault::Timeout,
-        _ => StreamFault::Disconnected,
-    };
-    provider.error_event(fault, &error.to_string())
-}
-
-/// The response body: whatever the pump sends, in order.
-struct ChannelBody(mpsc::Receiver<Bytes>);
 
 impl Stream for ChannelBody {
-    type Item = Result<Bytes, Infallible>;
+    type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+        self.rx.poll_recv(cx).map(|chunk| match chunk {
+            Some(chunk) => Some(Ok(chunk)),
+            None if self.gave_up.load(Ordering::Acquire) => Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped reading",
+            ))),
+            None => None,
+        })
     }
 }

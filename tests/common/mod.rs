@@ -246,7 +246,13 @@ impl MockUpstream {
                         return false;
                     }
                 }
-                Step::Sleep(d) => tokio::time::sleep(*d).await,
+                Step::Sleep(d) => {
+                    // Notice a peer that leaves while we wait.
+                    tokio::select! {
+                        _ = tokio::time::sleep(*d) => {}
+                        _ = wait_for_eof(reader) => return false,
+                    }
+                }
                 Step::Stall => {
                     wait_for_eof(reader).await;
                     return false;
