@@ -23,6 +23,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 pub use errors::status_of;
+pub use routes::routes;
 pub use state::AppState;
 
 use crate::config::Settings;
