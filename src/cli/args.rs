@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::builder::PossibleValuesParser;
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{NonEmptyStringValueParser, PossibleValuesParser};
+use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::Shell;
 
 use crate::providers::PROVIDER_NAMES;
@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Send one prompt and print the whole reply
     #[command(
-        after_help = "Examples:\n  llmproxy chat openai -m gpt-4o-mini \"Hello\"\n  cat notes.txt | llmproxy chat openai -m gpt-4o-mini \"Summarize this\"\n  llmproxy chat anthropic -m claude-3-5-sonnet-20240620 --json \"Hi\" | jq .usage"
+        after_help = "Examples:\n  llmproxy chat openai -m gpt-4o-mini \"Hello\"\n  cat notes.txt | llmproxy chat openai -m gpt-4o-mini \"Summarize this\"\n  llmproxy chat anthropic -m claude-3-5-sonnet-20240620 --json \"Hi\"\n  llmproxy chat openai -m gpt-4o-mini --messages chat.json \"And in French?\""
     )]
     Chat(ChatArgs),
     /// Send one prompt and print the reply token by token as it arrives
@@ -54,13 +54,19 @@ pub struct PromptArgs {
     #[arg(value_parser = PossibleValuesParser::new(PROVIDER_NAMES))]
     pub provider: String,
     /// Prompt words, joined by spaces; `-` reads the prompt from stdin only
-    #[arg(value_name = "PROMPT")]
+    #[arg(value_name = "PROMPT", value_hint = ValueHint::Other)]
     pub prompt: Vec<String>,
     /// Model name, as the provider spells it
-    #[arg(short, long, env = "LLMPROXY_MODEL")]
+    #[arg(
+        short,
+        long,
+        env = "LLMPROXY_MODEL",
+        value_parser = NonEmptyStringValueParser::new(),
+        value_hint = ValueHint::Other
+    )]
     pub model: String,
     /// A system prompt
-    #[arg(short, long)]
+    #[arg(short, long, value_hint = ValueHint::Other)]
     pub system: Option<String>,
     /// Cap on generated tokens
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -69,13 +75,13 @@ pub struct PromptArgs {
     #[arg(long, value_parser = parse_temperature)]
     pub temperature: Option<f64>,
     /// API key [default: OPENAI_API_KEY or ANTHROPIC_API_KEY, by provider]
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", value_hint = ValueHint::Other)]
     pub api_key: Option<String>,
     /// Ignore stdin even when it is not a terminal (cron, CI)
     #[arg(long)]
     pub no_stdin: bool,
     /// A JSON array of {role, content} messages for multi-turn use (`-` for stdin)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub messages: Option<PathBuf>,
 }
 

@@ -1,6 +1,6 @@
 //! The one place that maps failures to exit codes and stderr lines.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use crate::config::ConfigError;
 use crate::error::Error;
@@ -57,7 +57,8 @@ impl Failure {
             Failure::Other(error) => format!("{error:#}"),
             other => other.to_string(),
         };
-        eprintln!("{label} {message}");
+        // Not `eprintln!`, which panics when stderr is closed (`2>&-`).
+        let _ = writeln!(std::io::stderr().lock(), "{label} {message}");
     }
 }
 

@@ -79,9 +79,12 @@ where
         .build()
         .map_err(anyhow::Error::from)?;
     runtime.block_on(async move {
+        // `biased`: the Ctrl-C handler is installed (on its first poll)
+        // before the request can go out, so an early Ctrl-C still exits 130.
         tokio::select! {
-            result = command(upstream, provider, request, api_key) => result,
+            biased;
             _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
+            result = command(upstream, provider, request, api_key) => result,
         }
     })
 }
