@@ -1,0 +1,88 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[llmproxy] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'llmproxy'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'llmproxy'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand chat 'Send one prompt and print the whole reply'
+            cand stream 'Send one prompt and print the reply token by token as it arrives'
+            cand serve 'Run the HTTP proxy server'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'llmproxy;chat'= {
+            cand -m 'Model name, as the provider spells it'
+            cand --model 'Model name, as the provider spells it'
+            cand -s 'A system prompt'
+            cand --system 'A system prompt'
+            cand --max-tokens 'Cap on generated tokens'
+            cand --temperature 'Sampling temperature (0 to 2; Anthropic accepts 0 to 1)'
+            cand --api-key 'API key [default: OPENAI_API_KEY or ANTHROPIC_API_KEY, by provider]'
+            cand --messages 'A JSON array of {role, content} messages for multi-turn use (`-` for stdin)'
+            cand --no-stdin 'Ignore stdin even when it is not a terminal (cron, CI)'
+            cand --json 'Print the normalized JSON reply instead of the text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'llmproxy;stream'= {
+            cand -m 'Model name, as the provider spells it'
+            cand --model 'Model name, as the provider spells it'
+            cand -s 'A system prompt'
+            cand --system 'A system prompt'
+            cand --max-tokens 'Cap on generated tokens'
+            cand --temperature 'Sampling temperature (0 to 2; Anthropic accepts 0 to 1)'
+            cand --api-key 'API key [default: OPENAI_API_KEY or ANTHROPIC_API_KEY, by provider]'
+            cand --messages 'A JSON array of {role, content} messages for multi-turn use (`-` for stdin)'
+            cand --no-stdin 'Ignore stdin even when it is not a terminal (cron, CI)'
+            cand --raw 'Write the upstream SSE bytes unchanged instead of the text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'llmproxy;serve'= {
+            cand --host 'Address to listen on'
+            cand --port 'Port to listen on (0 picks a free one)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'llmproxy;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'llmproxy;help'= {
+            cand chat 'Send one prompt and print the whole reply'
+            cand stream 'Send one prompt and print the reply token by token as it arrives'
+            cand serve 'Run the HTTP proxy server'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'llmproxy;help;chat'= {
+        }
+        &'llmproxy;help;stream'= {
+        }
+        &'llmproxy;help;serve'= {
+        }
+        &'llmproxy;help;completions'= {
+        }
+        &'llmproxy;help;help'= {
+        }
+    ]
+    $completions[$command]
+}
