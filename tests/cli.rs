@@ -438,6 +438,43 @@ async fn prompt_from_stdin_arguments_or_both() {
     );
 }
 
+/// A terminal on stdin is never read implicitly (that would wait for a
+/// Ctrl-D nobody types); `-` reads it until Ctrl-D.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_terminal_on_stdin_is_read_only_for_dash() {
+    use std::io::Write;
+    let mock = MockUpstream::start(realistic).await;
+    let dir = TempDir::new();
+    for (prompt, typed) in [("Hi", ""), ("-", "typed at a terminal\n\x04")] {
+        let (mut controller, terminal) = pty::open();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_llmproxy"));
+        command
+            .args(["chat", "openai", "-m", "gpt-4o-mini", prompt])
+            .env_clear()
+            .envs(upstream_env(&mock))
+            .current_dir(dir.path())
+            .stdin(Stdio::from(terminal))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command.spawn().unwrap();
+        drop(command);
+        controller.write_all(typed.as_bytes()).unwrap();
+        // The terminal stays open meanwhile: reading it uninvited would hang.
+        let output = wait(child).await;
+        assert_eq!(text(&output.stderr), "", "{prompt}");
+        assert_eq!(output.status.code(), Some(0), "{prompt}");
+        assert_eq!(text(&output.stdout), format!("{REPLY}\n"));
+    }
+    let requests = mock.requests();
+    assert_eq!(requests[0].json()["messages"], json!([user("Hi")]));
+    assert_eq!(
+        requests[1].json()["messages"],
+        json!([user("typed at a terminal\n")])
+    );
+}
+
 #[tokio::test]
 async fn messages_from_a_file_or_stdin_then_the_prompt() {
     let history = r#"[{"role":"system","content":"You are a pirate."},

@@ -6,33 +6,39 @@ use super::args::PromptArgs;
 use super::exit::Failure;
 use crate::providers::{messages_from_value, ChatRequest, Message, Role};
 
-/// Where stdin comes from, so tests can pass text without a process.
-pub enum Stdin {
-    /// A terminal: never read.
-    Terminal,
-    /// A pipe or file, read on demand.
-    Piped(Box<dyn Read>),
+/// The process's stdin, or text in tests.
+pub struct Stdin {
+    /// A terminal is only read when asked for explicitly (`-`): reading it
+    /// implicitly would wait for a Ctrl-D the user does not know to type.
+    terminal: bool,
+    reader: Box<dyn Read>,
 }
 
 impl Stdin {
     pub fn from_process() -> Self {
         let stdin = std::io::stdin();
-        if stdin.is_terminal() {
-            Stdin::Terminal
-        } else {
-            Stdin::Piped(Box::new(stdin))
+        Stdin {
+            terminal: stdin.is_terminal(),
+            reader: Box::new(stdin),
         }
     }
 
-    fn read_all(self) -> Result<String, Failure> {
-        let Stdin::Piped(mut reader) = self else {
-            return Ok(String::new());
-        };
+    /// Everything until end of input.
+    fn read_all(mut self) -> Result<String, Failure> {
         let mut bytes = Vec::new();
-        reader
+        self.reader
             .read_to_end(&mut bytes)
             .map_err(|e| Failure::Usage(format!("could not read stdin: {e}")))?;
         String::from_utf8(bytes).map_err(|_| Failure::Usage("stdin is not valid UTF-8".to_owned()))
+    }
+
+    /// What a pipe or file holds; nothing for a terminal.
+    fn read_piped(self) -> Result<String, Failure> {
+        if self.terminal {
+            Ok(String::new())
+        } else {
+            self.read_all()
+        }
     }
 }
 
@@ -78,7 +84,7 @@ pub fn build_request(
         stdin.take().map_or(Ok(String::new()), Stdin::read_all)?
     } else {
         let piped = match stdin.take() {
-            Some(stdin) if !args.no_stdin => stdin.read_all()?,
+            Some(stdin) if !args.no_stdin => stdin.read_piped()?,
             _ => String::new(),
         };
         join_prompt(piped.trim_end(), &words)
@@ -127,7 +133,18 @@ mod tests {
     }
 
     fn piped(text: &'static str) -> Stdin {
-        Stdin::Piped(Box::new(text.as_bytes()))
+        Stdin {
+            terminal: false,
+            reader: Box::new(text.as_bytes()),
+        }
+    }
+
+    /// A terminal where the user would type `text` and then Ctrl-D.
+    fn terminal(text: &'static str) -> Stdin {
+        Stdin {
+            terminal: true,
+            reader: Box::new(text.as_bytes()),
+        }
     }
 
     fn user_text(req: &ChatRequest) -> &str {
@@ -136,7 +153,7 @@ mod tests {
 
     #[test]
     fn words_are_joined() {
-        let req = build_request(&args(&["Hello", "there"]), Stdin::Terminal, false).unwrap();
+        let req = build_request(&args(&["Hello", "there"]), terminal(""), false).unwrap();
         assert_eq!(user_text(&req), "Hello there");
     }
 
@@ -155,8 +172,23 @@ mod tests {
     }
 
     #[test]
+    fn a_terminal_is_read_only_for_dash() {
+        let req = build_request(&args(&["Hi"]), terminal("not read"), false).unwrap();
+        assert_eq!(user_text(&req), "Hi");
+        let req = build_request(&args(&["-"]), terminal("typed\n"), false).unwrap();
+        assert_eq!(user_text(&req), "typed\n");
+        let req = build_request(
+            &args(&["--messages", "-"]),
+            terminal(r#"[{"role":"user","content":"typed"}]"#),
+            false,
+        )
+        .unwrap();
+        assert_eq!(user_text(&req), "typed");
+    }
+
+    #[test]
     fn system_prompt_comes_first() {
-        let req = build_request(&args(&["-s", "Be terse", "Hi"]), Stdin::Terminal, true).unwrap();
+        let req = build_request(&args(&["-s", "Be terse", "Hi"]), terminal(""), true).unwrap();
         assert_eq!(req.messages[0].role, Role::System);
         assert_eq!(req.messages[0].content, "Be terse");
         assert!(req.stream);
@@ -165,9 +197,9 @@ mod tests {
     #[test]
     fn no_prompt_is_a_usage_error() {
         for (argv, stdin) in [
-            (vec![], Stdin::Terminal),
+            (vec![], terminal("")),
             (vec![], piped("  \n")),
-            (vec!["-s", "sys"], Stdin::Terminal),
+            (vec!["-s", "sys"], terminal("")),
         ] {
             let err = build_request(&args(&argv), stdin, false).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");
