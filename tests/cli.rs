@@ -1254,46 +1254,99 @@ async fn help_of_every_subcommand_shows_examples() {
     assert!(help.contains("[env: LLMPROXY_MODEL=]"), "{help}");
 }
 
-#[tokio::test]
-async fn chat_and_stream_help_examples_run_as_written() {
-    let mock = MockUpstream::start(realistic).await;
+/// A working directory with the files the examples mention.
+fn examples_dir() -> TempDir {
     let dir = TempDir::new();
-    dir.write("notes.txt", "Milk, eggs, flour.\n").write(
-        "chat.json",
-        r#"[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}]"#,
-    );
+    dir.write("notes.txt", "Milk, eggs, flour.\n")
+        .write("question.txt", "What is the capital of France?\n")
+        .write(
+            "chat.json",
+            r#"[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello!"}]"#,
+        );
+    dir
+}
+
+/// Runs one documented example line with `sh`, llmproxy on the PATH and
+/// pointed at `mock`; checks that it succeeded and sent one request.
+async fn run_example(mock: &MockUpstream, dir: &TempDir, example: &str) -> Output {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_llmproxy")).parent().unwrap();
     let path = format!(
         "{}:{}",
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut ran = 0;
+    let before = mock.requests().len();
+    let mut sh = assert_cmd::Command::new("sh");
+    sh.env_clear()
+        .envs(upstream_env(mock))
+        .env("PATH", path)
+        .current_dir(dir.path())
+        .timeout(Duration::from_secs(20))
+        .args(["-c", example]);
+    let out = run(&mut sh).await;
+    // In a pipeline the status is the last command's: stderr and the mock
+    // show that llmproxy itself succeeded.
+    assert_eq!(text(&out.stderr), "", "{example}");
+    assert_eq!(out.status.code(), Some(0), "{example}");
+    assert_eq!(mock.requests().len(), before + 1, "{example}");
+    let redirected = example.contains(" > ");
+    assert_eq!(out.stdout.is_empty(), redirected, "{example}");
+    out
+}
+
+#[tokio::test]
+async fn chat_and_stream_help_examples_run_as_written() {
+    let mock = MockUpstream::start(realistic).await;
+    let dir = examples_dir();
     for command in ["chat", "stream"] {
         let out = run(llmproxy(&dir).args([command, "--help"])).await;
         let examples = examples(&text(&out.stdout));
-        assert!(examples.len() >= 2, "{command}: {examples:?}");
+        assert!(examples.len() >= 3, "{command}: {examples:?}");
         for example in examples {
             assert!(
                 example.contains(&format!("llmproxy {command} ")),
                 "{example}"
             );
-            let mut sh = assert_cmd::Command::new("sh");
-            sh.env_clear()
-                .envs(upstream_env(&mock))
-                .env("PATH", &path)
-                .current_dir(dir.path())
-                .timeout(Duration::from_secs(20))
-                .args(["-c", &example]);
-            let out = run(&mut sh).await;
-            // In a pipeline the status is the last command's: stderr and the
-            // mock show that llmproxy itself succeeded.
-            assert_eq!(text(&out.stderr), "", "{example}");
-            assert_eq!(out.status.code(), Some(0), "{example}");
-            assert!(!out.stdout.is_empty(), "{example}");
-            ran += 1;
-            assert_eq!(mock.requests().len(), ran, "{example} sent no request");
+            run_example(&mock, &dir, &example).await;
         }
     }
-    assert_eq!(mock.requests().len(), ran);
+}
+
+/// The lines of `sh` blocks in the README's "Command line" section that
+/// run `chat` or `stream`.
+fn readme_examples() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Command line\n")
+        .nth(1)
+        .expect("README.md has a \"## Command line\" section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let mut in_sh = false;
+    let mut lines = Vec::new();
+    for line in section.lines().map(str::trim) {
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+        } else if in_sh
+            && !line.starts_with('#')
+            && (line.contains("llmproxy chat ") || line.contains("llmproxy stream "))
+        {
+            lines.push(line.to_owned());
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn readme_command_line_examples_run_as_written() {
+    let mock = MockUpstream::start(realistic).await;
+    let dir = examples_dir();
+    let examples = readme_examples();
+    assert!(examples.len() >= 10, "{examples:?}");
+    for example in &examples {
+        run_example(&mock, &dir, example).await;
+    }
+    // The --raw example saved the stream unchanged.
+    let saved = std::fs::read(dir.path().join("reply.sse")).unwrap();
+    assert!(saved == fixture("openai-stream.sse"));
 }
