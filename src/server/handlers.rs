@@ -68,7 +68,7 @@ where
         provider = %provider_name.escape_debug(),
         model = %model.as_deref().unwrap_or("-").escape_debug(),
         status = reply.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
         "request"
     );
     reply

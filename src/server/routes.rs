@@ -39,7 +39,7 @@ fn access_log() -> warp::log::Log<impl Fn(warp::log::Info<'_>) + Clone> {
             method = %info.method(),
             path = %info.path().escape_debug(),
             status = info.status().as_u16(),
-            duration_ms = info.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = %format_args!("{:.3}", info.elapsed().as_secs_f64() * 1000.0),
             "request"
         );
     })
