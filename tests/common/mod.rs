@@ -401,10 +401,16 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub async fn start(vars: &[(&str, &str)]) -> Self {
+        Self::start_with(&["--port", "0"], vars).await
+    }
+
+    /// `serve` with `args` (no `--port 0` added) and `vars`.
+    pub async fn start_with(args: &[&str], vars: &[(&str, &str)]) -> Self {
         let started = Instant::now();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_llmproxy"));
         command
-            .args(["serve", "--port", "0"])
+            .arg("serve")
+            .args(args)
             .env_clear()
             .env("RUST_LOG", "info")
             .current_dir(std::env::temp_dir())
