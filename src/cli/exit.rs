@@ -57,7 +57,8 @@ impl Failure {
             Failure::Other(error) => format!("{error:#}"),
             other => other.to_string(),
         };
-        // Not `eprintln!`, which panics when stderr is closed (`2>&-`).
+        // Not `eprintln!`, which panics when stderr is a pipe whose reader
+        // is gone (`2>&1 | head -c 10`).
         let _ = writeln!(std::io::stderr().lock(), "{label} {message}");
     }
 }
