@@ -30,9 +30,15 @@ pub enum Error {
         body: Bytes,
         headers: Vec<(&'static str, String)>,
     },
-    /// Connection refused, DNS, TLS, or a reset before the reply was complete.
+    /// Connection refused, DNS, TLS, or a reset before the reply started.
     #[error("could not reach {provider}: {reason}")]
     Unreachable {
+        provider: &'static str,
+        reason: String,
+    },
+    /// The connection broke after the reply had started.
+    #[error("{provider} connection broke mid-reply: {reason}")]
+    ConnectionLost {
         provider: &'static str,
         reason: String,
     },

@@ -1072,11 +1072,9 @@ async fn stream_cut_before_its_end_marker_exits_1() {
     );
 }
 
-/// `--raw` passes an in-stream error event through unchanged, but today
-/// exits 0: `ChatProvider::stream_is_complete` says "complete" for both the
-/// end marker and an error event, and the CLI may not parse SSE itself.
+/// `--raw` passes an in-stream error event through unchanged, and still
+/// reports it: exit 1 with the error on stderr.
 #[tokio::test]
-#[ignore = "needs src/providers to tell an error event from the end marker (see the CLI report)"]
 async fn raw_stream_with_an_error_event_exits_1() {
     let stream = fixture("anthropic-stream-error.sse");
     let mock = MockUpstream::always(Script::sse(sse_events(&stream))).await;

@@ -42,7 +42,11 @@ async fn connection_closed_mid_body_is_502() {
     let proxy = Proxy::start(&mock.url(), &[]).await;
     let reply = post(&proxy.chat_url("openai"), chat_body("m", false)).await;
     assert_eq!(reply.status(), 502);
-    assert!(detail(reply).await.contains("could not reach openai"));
+    let detail = detail(reply).await;
+    assert!(
+        detail.contains("openai connection broke mid-reply"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

@@ -112,7 +112,7 @@ async fn transfer_encoding_tricks_and_oversized_headers_get_a_clean_4xx() {
         ),
         (
             "chunked not last",
-            format!("{}", post_head("transfer-encoding: chunked, gzip\r\n")).into_bytes(),
+            post_head("transfer-encoding: chunked, gzip\r\n").into_bytes(),
         ),
         (
             "duplicate CL",
@@ -131,14 +131,8 @@ async fn transfer_encoding_tricks_and_oversized_headers_get_a_clean_4xx() {
             )
             .into_bytes(),
         ),
-        (
-            "oversized header",
-            format!("{}", post_head(&big_header)).into_bytes(),
-        ),
-        (
-            "too many headers",
-            format!("{}", post_head(&many_headers)).into_bytes(),
-        ),
+        ("oversized header", post_head(&big_header).into_bytes()),
+        ("too many headers", post_head(&many_headers).into_bytes()),
     ];
     for (name, request) in cases {
         let reply = send_raw(&proxy.url, &request).await;

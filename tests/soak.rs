@@ -52,7 +52,7 @@ impl Kind {
         ];
         if i % 20 == 7 {
             faults[(i / 20) % faults.len()]
-        } else if i % 2 == 0 {
+        } else if i.is_multiple_of(2) {
             Kind::Ok
         } else {
             Kind::StreamOk

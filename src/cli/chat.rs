@@ -8,8 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::exit::Failure;
 use super::output::Output;
-use crate::error::Error;
-use crate::providers::{ChatProvider, ChatRequest, StreamTail, Upstream};
+use crate::providers::{text_deltas, ChatProvider, ChatRequest, Upstream};
 
 /// Sends the request and prints the reply text (or its JSON) once complete.
 pub async fn chat(
@@ -53,18 +52,16 @@ pub async fn stream(
     let response = upstream.send(provider, request, api_key).await?;
     let mut out = Output::default();
     if raw {
-        let mut chunks = std::pin::pin!(response.into_bytes());
-        let mut tail = StreamTail::default();
-        while let Some(chunk) = chunks.next().await {
+        // Each chunk goes out unchanged as it passes; the adapter's SSE
+        // reader still watches it for error events and the end marker.
+        let written = response.into_bytes().map(move |chunk| {
             let chunk = chunk?;
-            tail.push(&chunk);
             out.write(&chunk)?;
-        }
-        if !provider.stream_is_complete(tail.bytes()) {
-            return Err(Error::StreamTruncated {
-                provider: provider.name(),
-            }
-            .into());
+            Ok::<_, Failure>(chunk)
+        });
+        let mut events = std::pin::pin!(text_deltas(provider, written));
+        while let Some(event) = events.next().await {
+            event?;
         }
         return Ok(());
     }

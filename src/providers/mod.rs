@@ -8,6 +8,7 @@ mod anthropic;
 mod openai;
 mod request;
 mod response;
+mod sse;
 mod upstream;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 
 pub use request::{messages_from_value, ChatRequest, Message, Role};
 pub use response::{normalize_stop_reason, ChatResponse, Usage};
+pub use sse::text_deltas;
 pub use upstream::{Upstream, UpstreamResponse};
 
 /// Every supported provider, by the name used in URLs and on the CLI.

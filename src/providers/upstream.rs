@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ChatProvider, ChatRequest, ChatResponse, StreamEvent};
+use super::{ChatProvider, ChatRequest, ChatResponse};
 use crate::config::Settings;
 use crate::error::{Error, Result, PASSTHROUGH_HEADERS};
 
@@ -146,39 +145,9 @@ impl UpstreamResponse {
         })
     }
 
-    /// The text deltas of the stream, parsed with `eventsource-stream`. Ends
-    /// with an error if the upstream reports one or stops before its end
-    /// marker.
+    /// The text deltas of the stream (see [`super::text_deltas`]).
     pub fn into_text_deltas(self) -> impl Stream<Item = Result<String>> + Send + 'static {
-        let provider = self.provider;
-        let events = self.into_bytes().eventsource();
-        futures::stream::unfold((events, false), move |(mut events, finished)| async move {
-            if finished {
-                return None;
-            }
-            loop {
-                let item = match events.next().await {
-                    None => Some(Err(Error::StreamTruncated {
-                        provider: provider.name(),
-                    })),
-                    Some(Err(eventsource_stream::EventStreamError::Transport(e))) => Some(Err(e)),
-                    Some(Err(e)) => Some(Err(Error::InvalidReply {
-                        provider: provider.name(),
-                        reason: e.to_string(),
-                    })),
-                    Some(Ok(event)) => match provider.stream_event(&event.data) {
-                        StreamEvent::Text(text) => return Some((Ok(text), (events, false))),
-                        StreamEvent::Skip => continue,
-                        StreamEvent::Done => None,
-                        StreamEvent::Failed(message) => Some(Err(Error::StreamFailed {
-                            provider: provider.name(),
-                            message,
-                        })),
-                    },
-                };
-                return item.map(|err| (err, (events, true)));
-            }
-        })
+        super::text_deltas(self.provider, self.into_bytes())
     }
 }
 
@@ -221,12 +190,9 @@ fn body_error(
             seconds: timeout.as_secs_f64().ceil() as u64,
         }
     } else {
-        Error::Unreachable {
+        Error::ConnectionLost {
             provider: provider.name(),
-            reason: format!(
-                "connection failed while reading the reply: {}",
-                describe(&error)
-            ),
+            reason: describe(&error),
         }
     }
 }

@@ -22,6 +22,7 @@ pub fn status_of(error: &Error) -> StatusCode {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
         }
         Error::Unreachable { .. }
+        | Error::ConnectionLost { .. }
         | Error::InvalidReply { .. }
         | Error::StreamFailed { .. }
         | Error::StreamTruncated { .. } => StatusCode::BAD_GATEWAY,
