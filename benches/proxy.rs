@@ -356,8 +356,28 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
+    /// Client -> mock.
     Direct,
+    /// Client -> byte relay process -> mock.
+    Relay,
+    /// Client -> llmproxy -> mock.
     Proxied,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Direct => "direct",
+            Side::Relay => "relay",
+            Side::Proxied => "proxied",
+        }
+    }
+}
+
+struct Addrs {
+    mock: SocketAddr,
+    proxy: SocketAddr,
+    relay: SocketAddr,
 }
 
 /// One kind of request, ready to send many times.
@@ -375,10 +395,15 @@ impl Endpoint {
     fn new(
         side: Side,
         provider: Provider,
-        mock: SocketAddr,
-        proxy: SocketAddr,
+        addrs: &Addrs,
         stream: Option<(usize, Duration)>,
     ) -> Self {
+        let (proxy, mock) = (addrs.proxy, addrs.mock);
+        let upstream = if side == Side::Relay {
+            addrs.relay
+        } else {
+            mock
+        };
         let model = match (stream, provider) {
             (Some((chunks, interval)), _) => {
                 format!("bench-c{chunks}-i{}", interval.as_millis())
@@ -408,8 +433,8 @@ impl Endpoint {
                     "{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"system\",\"content\":\"{system}\"}},{{\"role\":\"user\",\"content\":\"{user}\"}}]{stream_field},\"max_tokens\":256,\"temperature\":0.7}}"
                 ),
             ),
-            (Side::Direct, Provider::OpenAi) => (
-                mock,
+            (_, Provider::OpenAi) => (
+                upstream,
                 provider.upstream_path(),
                 vec![
                     ("authorization", HeaderValue::from_static("Bearer sk-bench-0123456789abcdef")),
@@ -419,8 +444,8 @@ impl Endpoint {
                     "{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"system\",\"content\":\"{system}\"}},{{\"role\":\"user\",\"content\":\"{user}\"}}]{stream_field},\"max_tokens\":256,\"temperature\":0.7}}"
                 ),
             ),
-            (Side::Direct, Provider::Anthropic) => (
-                mock,
+            (_, Provider::Anthropic) => (
+                upstream,
                 provider.upstream_path(),
                 vec![
                     ("x-api-key", HeaderValue::from_static("sk-bench-0123456789abcdef")),
@@ -540,9 +565,37 @@ struct Throughput {
     rps: f64,
     ok: u64,
     errors: u64,
+    /// CPU time per request over the measured window: the hop's (proxy or
+    /// relay), and this process's (load client + mock upstream).
+    hop_cpu_us: f64,
+    bench_cpu_us: f64,
 }
 
-async fn throughput(endpoint: Arc<Endpoint>, plan: &Plan) -> Result<Throughput> {
+/// User + system CPU seconds of a whole process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // After the `(comm)`: utime and stime are the 12th and 13th fields.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+async fn throughput(
+    endpoint: Arc<Endpoint>,
+    plan: &Plan,
+    hop_pid: Option<u32>,
+) -> Result<Throughput> {
     let barrier = Arc::new(Barrier::new(plan.concurrency + 1));
     let mut workers = Vec::new();
     let (warmup, measure) = (plan.warmup, plan.measure);
@@ -576,16 +629,25 @@ async fn throughput(endpoint: Arc<Endpoint>, plan: &Plan) -> Result<Throughput> 
         }));
     }
     barrier.wait().await;
+    tokio::time::sleep(warmup).await;
+    let me = std::process::id();
+    let hop_cpu_now = || hop_pid.map_or(0.0, cpu_seconds);
+    let (hop_cpu, bench_cpu) = (hop_cpu_now(), cpu_seconds(me));
+    tokio::time::sleep(measure).await;
+    let (hop_cpu, bench_cpu) = (hop_cpu_now() - hop_cpu, cpu_seconds(me) - bench_cpu);
     let (mut ok, mut errors) = (0, 0);
     for worker in workers {
         let (o, e) = worker.await?;
         ok += o;
         errors += e;
     }
+    let per_request = |cpu: f64| cpu * 1e6 / ok.max(1) as f64;
     Ok(Throughput {
         rps: ok as f64 / measure.as_secs_f64(),
         ok,
         errors,
+        hop_cpu_us: per_request(hop_cpu),
+        bench_cpu_us: per_request(bench_cpu),
     })
 }
 
@@ -710,6 +772,7 @@ async fn streams(
     count: usize,
     chunks: usize,
     stagger: Duration,
+    offset: Duration,
 ) -> Result<Streams> {
     let barrier = Arc::new(Barrier::new(count + 1));
     let mut tasks = Vec::new();
@@ -719,7 +782,7 @@ async fn streams(
         let mut conn = Conn::open(endpoint.addr).await?;
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            tokio::time::sleep(stagger * i as u32).await;
+            tokio::time::sleep(offset + stagger * i as u32).await;
             let sent = now_ns();
             let mut ttfb = None;
             let mut delays = Vec::with_capacity(chunks);
@@ -932,11 +995,12 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        // SIGTERM (graceful), then SIGKILL if it lingers.
+        // SIGTERM (graceful), then SIGKILL if it lingers (a profiler wrapping
+        // it, see BENCH_PROXY_BIN, may need a while to write its data).
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -946,6 +1010,81 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A byte relay in its own process (this executable with `--relay`): what
+/// any proxy hop costs on this machine at the least, with no HTTP work.
+struct Relay {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Relay {
+    fn start(upstream: SocketAddr) -> Result<Relay> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--relay", &upstream.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("could not start the relay")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().context("relay stdout")?),
+            &mut line,
+        )?;
+        let addr = line
+            .trim()
+            .parse()
+            .with_context(|| format!("relay said {line:?}"))?;
+        Ok(Relay { child, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The relay process: accepts on a free port (printed on stdout), copies
+/// bytes both ways to `upstream`, one upstream connection per client
+/// connection; exits when its stdin closes (the benchmark ended).
+fn relay_main(upstream: &str) -> ! {
+    let upstream: SocketAddr = upstream.parse().expect("an upstream address");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        println!("{}", listener.local_addr().expect("an address"));
+        tokio::spawn(async {
+            let mut sink = Vec::new();
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+            std::process::exit(0);
+        });
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = inbound.set_nodelay(true);
+                let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = outbound.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    })
 }
 
 /// One blocking `GET /healthz`; true on a 200.
@@ -1003,18 +1142,43 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// KiB (as /proc reports them) to MB (10^6 bytes, the targets' unit).
+fn mb(kib: f64) -> f64 {
+    kib * 1024.0 / 1e6
+}
+
 fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
 /// One row of the table.
 struct Row {
-    figure: String,
-    direct: String,
-    proxied: String,
-    versus: String,
-    target: String,
-    verdict: String,
+    /// figure, direct, relay, llmproxy, vs direct, target, verdict
+    cells: [String; 7],
+}
+
+impl Row {
+    fn new(
+        figure: impl Into<String>,
+        direct: impl Into<String>,
+        relay: impl Into<String>,
+        proxied: impl Into<String>,
+        versus: impl Into<String>,
+        target: impl Into<String>,
+        verdict: impl Into<String>,
+    ) -> Row {
+        Row {
+            cells: [
+                figure.into(),
+                direct.into(),
+                relay.into(),
+                proxied.into(),
+                versus.into(),
+                target.into(),
+                verdict.into(),
+            ],
+        }
+    }
 }
 
 fn verdict(met: bool, detail: String) -> String {
@@ -1025,43 +1189,32 @@ fn print_table(rows: &[Row]) {
     let headers = [
         "figure",
         "direct",
+        "L4 relay",
         "llmproxy",
-        "vs direct",
+        "llmproxy vs direct",
         "target",
         "verdict",
-    ];
-    let cells: Vec<[&str; 6]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.figure.as_str(),
-                r.direct.as_str(),
-                r.proxied.as_str(),
-                r.versus.as_str(),
-                r.target.as_str(),
-                r.verdict.as_str(),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(|h| h.chars().count());
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
+    ]
+    .map(String::from);
+    let mut widths = headers.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(&row.cells) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |row: [&str; 6]| {
-        let parts: Vec<String> = row
+    let line = |cells: &[String; 7]| {
+        let parts: Vec<String> = cells
             .iter()
             .zip(widths)
             .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
             .collect();
         println!("| {} |", parts.join(" | "));
     };
-    line(headers);
+    line(&headers);
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     println!("|-{}-|", rule.join("-|-"));
-    for row in cells {
-        line(row);
+    for row in rows {
+        line(&row.cells);
     }
 }
 
@@ -1173,26 +1326,113 @@ fn target_dir() -> PathBuf {
 // The run
 // ---------------------------------------------------------------------------
 
+const PHASES: [&str; 5] = ["startup", "throughput", "latency", "streams", "memory"];
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, upstream] = args.as_slice() {
+        if flag == "--relay" {
+            relay_main(upstream);
+        }
+    }
     if !args.iter().any(|a| a == "--bench") {
         // `cargo test --benches` runs bench targets without `--bench`.
         println!("proxy benchmark: run it with `cargo bench --bench proxy`");
         return;
     }
-    let plan = if args.iter().any(|a| a == "--quick") {
-        Plan::quick()
-    } else {
-        Plan::full()
-    };
-    if let Err(error) = run(&plan) {
+    let mut plan = Plan::full();
+    let mut only: Vec<String> = PHASES.iter().map(|p| p.to_string()).collect();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bench" => {}
+            "--quick" => plan = Plan::quick(),
+            "--only" => {
+                only = args
+                    .next()
+                    .map(|v| v.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default();
+            }
+            "--reps" => {
+                plan.reps = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(plan.reps)
+            }
+            "--seconds" => {
+                if let Some(s) = args.next().and_then(|v| v.parse::<f64>().ok()) {
+                    plan.measure = Duration::from_secs_f64(s);
+                }
+            }
+            other => {
+                eprintln!(
+                    "unknown argument {other:?}; use --quick, --only {}, --reps N, --seconds S",
+                    PHASES.join(",")
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    if let Some(bad) = only.iter().find(|p| !PHASES.contains(&p.as_str())) {
+        eprintln!("unknown phase {bad:?}; phases: {}", PHASES.join(","));
+        std::process::exit(2);
+    }
+    if let Err(error) = run(&plan, &only) {
         eprintln!("benchmark failed: {error:#}");
         std::process::exit(1);
     }
 }
 
-fn run(plan: &Plan) -> Result<()> {
+/// `perf record` of the proxy while the phases run, when `BENCH_PERF=file`.
+struct Profiler(Option<Child>);
+
+impl Profiler {
+    fn attach(pid: u32) -> Result<Profiler> {
+        let Some(out) = std::env::var_os("BENCH_PERF") else {
+            return Ok(Profiler(None));
+        };
+        let child = Command::new("perf")
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "2000",
+                "-g",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("BENCH_PERF is set but perf could not be started")?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Profiler(Some(child)))
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn run(plan: &Plan, only: &[String]) -> Result<()> {
     let wall = Instant::now();
+    let phase = |name: &str| only.iter().any(|p| p == name);
     now_ns();
     let fd_limit = raise_fd_limit();
     let needed = 2 * plan.open_streams as u64 + 256;
@@ -1200,362 +1440,433 @@ fn run(plan: &Plan) -> Result<()> {
         bail!("the open-file limit is {fd_limit}; the benchmark needs {needed} (ulimit -n)");
     }
     let machine = machine();
+    let load_before = loadavg();
     println!(
-        "llmproxy benchmark, {}: {} x {}, {:.0} GiB, {}, commit {}",
+        "llmproxy benchmark, {}: {} x {}, {:.0} GiB, {}, commit {}, load average {}",
         machine.date,
         machine.cores,
         machine.cpu,
         machine.memory_gib,
         machine.kernel,
-        machine.commit
+        machine.commit,
+        load_before
     );
     println!("proxy binary: {}", Proxy::binary().display());
+    // One worker per core, whatever TOKIO_WORKER_THREADS says: that
+    // variable is passed on to the proxy only (tokio reads it there).
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(machine.cores)
         .enable_all()
         .build()?;
     let mock = runtime.block_on(start_mock())?;
     let reps = plan.reps;
     let mut json_runs = serde_json::Map::new();
+    let mut rows = Vec::new();
 
     // 5. Start-up and idle memory: fresh processes.
-    eprintln!("[start-up] {reps} fresh processes");
-    let mut startup_ms = Vec::new();
-    let mut idle_kib = Vec::new();
-    for _ in 0..reps {
-        let proxy = Proxy::start(mock)?;
-        startup_ms.push(proxy.startup.as_secs_f64() * 1000.0);
-        std::thread::sleep(Duration::from_millis(300));
-        idle_kib.push(proxy.rss_kib() as f64);
+    if phase("startup") {
+        eprintln!("[start-up] {reps} fresh processes");
+        let mut startup_ms = Vec::new();
+        let mut idle_kib = Vec::new();
+        for _ in 0..reps {
+            let proxy = Proxy::start(mock)?;
+            startup_ms.push(proxy.startup.as_secs_f64() * 1000.0);
+            std::thread::sleep(Duration::from_millis(300));
+            idle_kib.push(proxy.rss_kib() as f64);
+        }
+        json_runs.insert(
+            "startup".into(),
+            json!({"startup_ms": startup_ms, "idle_rss_kib": idle_kib}),
+        );
+        let idle = mb(median(&idle_kib));
+        rows.push(Row::new(
+            "proxy RSS idle (fresh process)",
+            "-",
+            "-",
+            format!("{idle:.1} MB"),
+            "",
+            "<= 10 MB",
+            verdict(idle <= 10.0, format!("({:+.1} MB)", idle - 10.0)),
+        ));
+        let startup = median(&startup_ms);
+        rows.push(Row::new(
+            "start-up to first healthy 200",
+            "-",
+            "-",
+            format!("{startup:.1} ms"),
+            "",
+            "<= 20 ms",
+            verdict(startup <= 20.0, format!("({:+.1} ms)", startup - 20.0)),
+        ));
     }
-    json_runs.insert(
-        "startup".into(),
-        json!({"startup_ms": startup_ms, "idle_rss_kib": idle_kib}),
-    );
 
     let proxy = Proxy::start(mock)?;
-    let proxy_addr = proxy.addr;
-    let endpoint =
-        |side, provider, stream| Arc::new(Endpoint::new(side, provider, mock, proxy_addr, stream));
-    runtime.block_on(sanity_check(mock, proxy_addr))?;
+    let relay = Relay::start(mock)?;
+    let addrs = Addrs {
+        mock,
+        proxy: proxy.addr,
+        relay: relay.addr,
+    };
+    let endpoint = |side, provider, stream| Arc::new(Endpoint::new(side, provider, &addrs, stream));
+    runtime.block_on(sanity_check(&addrs))?;
+    let idle_before_load = proxy.rss_kib();
+    let profiler = Profiler::attach(proxy.pid())?;
 
-    // 1. Non-stream throughput, closed loop.
-    let mut throughput_runs = Vec::new();
-    let mut rows_throughput = Vec::new();
-    for provider in [Provider::OpenAi, Provider::Anthropic] {
-        let mut direct = Vec::new();
-        let mut proxied = Vec::new();
-        let mut ratio = Vec::new();
+    // 1. Non-stream throughput, closed loop. The relay (a floor for any
+    // proxy hop on this machine) only for OpenAI, to save time.
+    if phase("throughput") {
+        let mut runs = Vec::new();
+        for provider in [Provider::OpenAi, Provider::Anthropic] {
+            let sides: &[Side] = if provider == Provider::OpenAi {
+                &[Side::Direct, Side::Relay, Side::Proxied]
+            } else {
+                &[Side::Direct, Side::Proxied]
+            };
+            let mut f = Figures::default();
+            let mut errors = 0;
+            for rep in 0..reps {
+                eprintln!(
+                    "[throughput] {} c={} rep {}/{reps}",
+                    provider.name(),
+                    plan.concurrency,
+                    rep + 1
+                );
+                let mut run = serde_json::Map::new();
+                run.insert("provider".into(), json!(provider.name()));
+                run.insert("rep".into(), json!(rep));
+                let mut direct_rps = f64::NAN;
+                for &side in sides {
+                    let hop = match side {
+                        Side::Direct => None,
+                        Side::Relay => Some(relay.pid()),
+                        Side::Proxied => Some(proxy.pid()),
+                    };
+                    let t =
+                        runtime.block_on(throughput(endpoint(side, provider, None), plan, hop))?;
+                    errors += t.errors;
+                    if side == Side::Direct {
+                        direct_rps = t.rps;
+                    }
+                    let name = side.name();
+                    f.put(&mut run, format!("{name}_rps"), t.rps);
+                    f.put(&mut run, format!("{name}_ratio"), t.rps / direct_rps);
+                    f.put(&mut run, format!("{name}_ok"), t.ok as f64);
+                    f.put(&mut run, format!("{name}_errors"), t.errors as f64);
+                    f.put(&mut run, format!("{name}_hop_cpu_us"), t.hop_cpu_us);
+                    f.put(&mut run, format!("{name}_bench_cpu_us"), t.bench_cpu_us);
+                }
+                runs.push(Value::Object(run));
+            }
+            let ratio = f.median("proxied_ratio");
+            let relay_cell = |key: &str, unit: &str| {
+                if sides.contains(&Side::Relay) {
+                    format!("{:.0}{unit}", f.median(key))
+                } else {
+                    "-".to_owned()
+                }
+            };
+            rows.push(Row::new(
+                format!(
+                    "non-stream throughput, {}, c={}",
+                    provider.name(),
+                    plan.concurrency
+                ),
+                format!("{:.0} req/s", f.median("direct_rps")),
+                if sides.contains(&Side::Relay) {
+                    format!(
+                        "{:.0} req/s ({:.2}x)",
+                        f.median("relay_rps"),
+                        f.median("relay_ratio")
+                    )
+                } else {
+                    "-".to_owned()
+                },
+                format!("{:.0} req/s", f.median("proxied_rps")),
+                format!("{ratio:.2}x"),
+                ">= 0.40x, 0 errors",
+                verdict(
+                    ratio >= 0.4 && errors == 0,
+                    format!("({ratio:.2}x, {errors} errors)"),
+                ),
+            ));
+            rows.push(Row::new(
+                format!("  CPU µs per request, {}", provider.name()),
+                format!("bench {:.1}", f.median("direct_bench_cpu_us")),
+                relay_cell("relay_hop_cpu_us", ""),
+                format!("{:.1}", f.median("proxied_hop_cpu_us")),
+                format!("bench {:.1}", f.median("proxied_bench_cpu_us")),
+                "(reported)",
+                String::new(),
+            ));
+        }
+        json_runs.insert("throughput".into(), Value::Array(runs));
+    }
+
+    // 2. Latency at a fixed rate, open loop.
+    if phase("latency") {
+        let mut runs = Vec::new();
+        let mut f = Figures::default();
         let mut errors = 0;
         for rep in 0..reps {
             eprintln!(
-                "[throughput] {} c={} rep {}/{reps}",
-                provider.name(),
-                plan.concurrency,
+                "[latency] openai {} req/s rep {}/{reps}",
+                plan.rate,
                 rep + 1
             );
-            let d = runtime.block_on(throughput(endpoint(Side::Direct, provider, None), plan))?;
-            let p = runtime.block_on(throughput(endpoint(Side::Proxied, provider, None), plan))?;
-            errors += d.errors + p.errors;
-            ratio.push(p.rps / d.rps);
-            throughput_runs.push(json!({
-                "provider": provider.name(), "rep": rep,
-                "direct_rps": d.rps, "direct_ok": d.ok, "direct_errors": d.errors,
-                "proxied_rps": p.rps, "proxied_ok": p.ok, "proxied_errors": p.errors,
-                "ratio": p.rps / d.rps,
-            }));
-            direct.push(d.rps);
-            proxied.push(p.rps);
+            let mut run = serde_json::Map::new();
+            run.insert("rep".into(), json!(rep));
+            run.insert("rate".into(), json!(plan.rate));
+            let mut direct = (0.0, 0.0);
+            let mut achieved = f64::INFINITY;
+            for side in [Side::Direct, Side::Relay, Side::Proxied] {
+                let l = runtime.block_on(latency(endpoint(side, Provider::OpenAi, None), plan))?;
+                errors += l.errors;
+                achieved = achieved.min(l.achieved_rps);
+                let (p50, p99) = (us(pct(&l.samples, 50.0)), us(pct(&l.samples, 99.0)));
+                if side == Side::Direct {
+                    direct = (p50, p99);
+                }
+                let name = side.name();
+                f.put(&mut run, format!("{name}_p50_us"), p50);
+                f.put(&mut run, format!("{name}_p99_us"), p99);
+                f.put(
+                    &mut run,
+                    format!("{name}_max_us"),
+                    us(pct(&l.samples, 100.0)),
+                );
+                f.put(&mut run, format!("{name}_added_p50_us"), p50 - direct.0);
+                f.put(&mut run, format!("{name}_added_p99_us"), p99 - direct.1);
+                f.put(&mut run, format!("{name}_samples"), l.samples.len() as f64);
+                f.put(&mut run, format!("{name}_errors"), l.errors as f64);
+            }
+            f.put(&mut run, "achieved_rps".into(), achieved);
+            runs.push(Value::Object(run));
         }
-        rows_throughput.push((
-            provider,
-            median(&direct),
-            median(&proxied),
-            median(&ratio),
-            errors,
-        ));
+        json_runs.insert("latency".into(), Value::Array(runs));
+        let rate = f.median("achieved_rps");
+        for (label, limit) in [("p50", 100.0), ("p99", 1000.0)] {
+            let added = f.median(&format!("proxied_added_{label}_us"));
+            rows.push(Row::new(
+                format!("latency {label} at {rate:.0} req/s, openai"),
+                format!("{:.0} µs", f.median(&format!("direct_{label}_us"))),
+                format!(
+                    "{:.0} µs ({:+.0})",
+                    f.median(&format!("relay_{label}_us")),
+                    f.median(&format!("relay_added_{label}_us"))
+                ),
+                format!("{:.0} µs", f.median(&format!("proxied_{label}_us"))),
+                format!("{added:+.0} µs"),
+                format!("added <= {limit:.0} µs"),
+                verdict(
+                    added <= limit && errors == 0,
+                    format!("({:+.0} µs, {errors} errors)", added - limit),
+                ),
+            ));
+        }
     }
-    json_runs.insert("throughput".into(), Value::Array(throughput_runs));
 
-    // 2. Latency at a fixed rate, open loop.
-    let mut latency_runs = Vec::new();
-    let (mut d50, mut d99, mut p50, mut p99, mut add50, mut add99, mut achieved) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let mut latency_errors = 0;
-    for rep in 0..reps {
-        eprintln!(
-            "[latency] openai {} req/s rep {}/{reps}",
-            plan.rate,
-            rep + 1
-        );
-        let d = runtime.block_on(latency(
-            endpoint(Side::Direct, Provider::OpenAi, None),
-            plan,
-        ))?;
-        let p = runtime.block_on(latency(
-            endpoint(Side::Proxied, Provider::OpenAi, None),
-            plan,
-        ))?;
-        latency_errors += d.errors + p.errors;
-        let row = [
-            us(pct(&d.samples, 50.0)),
-            us(pct(&d.samples, 99.0)),
-            us(pct(&p.samples, 50.0)),
-            us(pct(&p.samples, 99.0)),
-        ];
-        latency_runs.push(json!({
-            "rep": rep, "rate": plan.rate,
-            "direct_achieved_rps": d.achieved_rps, "proxied_achieved_rps": p.achieved_rps,
-            "direct_p50_us": row[0], "direct_p99_us": row[1], "direct_max_us": us(pct(&d.samples, 100.0)),
-            "proxied_p50_us": row[2], "proxied_p99_us": row[3], "proxied_max_us": us(pct(&p.samples, 100.0)),
-            "added_p50_us": row[2] - row[0], "added_p99_us": row[3] - row[1],
-            "direct_errors": d.errors, "proxied_errors": p.errors,
-            "samples": p.samples.len(),
-        }));
-        d50.push(row[0]);
-        d99.push(row[1]);
-        p50.push(row[2]);
-        p99.push(row[3]);
-        add50.push(row[2] - row[0]);
-        add99.push(row[3] - row[1]);
-        achieved.push(d.achieved_rps.min(p.achieved_rps));
-    }
-    json_runs.insert("latency".into(), Value::Array(latency_runs));
-
-    // 3. Streams: half OpenAI, half Anthropic, starts spread over one chunk
-    // interval.
-    let stream_plan = Some((plan.chunks, plan.chunk_interval));
-    let stagger = plan.chunk_interval / plan.streams as u32;
-    let run_streams = |side: Side| -> Result<Streams> {
-        let half = plan.streams / 2;
-        let a = endpoint(side, Provider::OpenAi, stream_plan);
-        let b = endpoint(side, Provider::Anthropic, stream_plan);
-        runtime.block_on(async {
-            let (x, y) = tokio::join!(
-                streams(a, half, plan.chunks, stagger * 2),
-                streams(b, plan.streams - half, plan.chunks, stagger * 2),
+    // 3. Streams: half OpenAI, half Anthropic, starts spread evenly over
+    // one chunk interval.
+    if phase("streams") {
+        let stream_plan = Some((plan.chunks, plan.chunk_interval));
+        let stagger = plan.chunk_interval / plan.streams as u32;
+        let run_streams = |side: Side| -> Result<Streams> {
+            let half = plan.streams / 2;
+            let a = endpoint(side, Provider::OpenAi, stream_plan);
+            let b = endpoint(side, Provider::Anthropic, stream_plan);
+            runtime.block_on(async {
+                let (x, y) = tokio::join!(
+                    streams(a, half, plan.chunks, stagger * 2, Duration::ZERO),
+                    streams(b, plan.streams - half, plan.chunks, stagger * 2, stagger),
+                );
+                let (mut x, y) = (x?, y?);
+                x.ttfb.extend(y.ttfb);
+                x.delays.extend(y.delays);
+                x.errors += y.errors;
+                x.ttfb.sort_unstable();
+                x.delays.sort_unstable();
+                Ok(x)
+            })
+        };
+        eprintln!("[streams] warm-up");
+        for side in [Side::Direct, Side::Relay, Side::Proxied] {
+            run_streams(side)?;
+        }
+        let mut runs = Vec::new();
+        let mut f = Figures::default();
+        let mut errors = 0;
+        for rep in 0..reps {
+            eprintln!(
+                "[streams] {} x {} chunks {} ms apart, rep {}/{reps}",
+                plan.streams,
+                plan.chunks,
+                plan.chunk_interval.as_millis(),
+                rep + 1
             );
-            let (mut x, y) = (x?, y?);
-            x.ttfb.extend(y.ttfb);
-            x.delays.extend(y.delays);
-            x.errors += y.errors;
-            x.ttfb.sort_unstable();
-            x.delays.sort_unstable();
-            Ok(x)
-        })
-    };
-    eprintln!("[streams] warm-up");
-    run_streams(Side::Direct)?;
-    run_streams(Side::Proxied)?;
-    let mut stream_runs = Vec::new();
-    let mut s = std::collections::BTreeMap::<&str, Vec<f64>>::new();
-    let mut stream_errors = 0;
-    for rep in 0..reps {
-        eprintln!(
-            "[streams] {} x {} chunks {} ms apart, rep {}/{reps}",
-            plan.streams,
-            plan.chunks,
-            plan.chunk_interval.as_millis(),
-            rep + 1
-        );
-        let d = run_streams(Side::Direct)?;
-        let p = run_streams(Side::Proxied)?;
-        stream_errors += d.errors + p.errors;
-        let figures = [
-            ("direct_ttfb_p50_us", us(pct(&d.ttfb, 50.0))),
-            ("direct_ttfb_p99_us", us(pct(&d.ttfb, 99.0))),
-            ("proxied_ttfb_p50_us", us(pct(&p.ttfb, 50.0))),
-            ("proxied_ttfb_p99_us", us(pct(&p.ttfb, 99.0))),
-            (
-                "added_ttfb_p50_us",
-                us(pct(&p.ttfb, 50.0)) - us(pct(&d.ttfb, 50.0)),
-            ),
-            (
-                "added_ttfb_p99_us",
-                us(pct(&p.ttfb, 99.0)) - us(pct(&d.ttfb, 99.0)),
-            ),
-            ("direct_chunk_p50_us", us(pct(&d.delays, 50.0))),
-            ("direct_chunk_p99_us", us(pct(&d.delays, 99.0))),
-            ("direct_chunk_max_us", us(pct(&d.delays, 100.0))),
-            ("proxied_chunk_p50_us", us(pct(&p.delays, 50.0))),
-            ("proxied_chunk_p99_us", us(pct(&p.delays, 99.0))),
-            ("proxied_chunk_max_us", us(pct(&p.delays, 100.0))),
-        ];
-        let mut run = serde_json::Map::new();
-        run.insert("rep".into(), json!(rep));
-        run.insert("direct_chunks".into(), json!(d.delays.len()));
-        run.insert("proxied_chunks".into(), json!(p.delays.len()));
-        run.insert("direct_errors".into(), json!(d.errors));
-        run.insert("proxied_errors".into(), json!(p.errors));
-        for (name, value) in figures {
-            s.entry(name).or_default().push(value);
-            run.insert(name.into(), json!(value));
+            let mut run = serde_json::Map::new();
+            run.insert("rep".into(), json!(rep));
+            let mut direct_ttfb = (0.0, 0.0);
+            for side in [Side::Direct, Side::Relay, Side::Proxied] {
+                let s = run_streams(side)?;
+                errors += s.errors;
+                let name = side.name();
+                let (t50, t99) = (us(pct(&s.ttfb, 50.0)), us(pct(&s.ttfb, 99.0)));
+                if side == Side::Direct {
+                    direct_ttfb = (t50, t99);
+                }
+                f.put(&mut run, format!("{name}_ttfb_p50_us"), t50);
+                f.put(&mut run, format!("{name}_ttfb_p99_us"), t99);
+                f.put(
+                    &mut run,
+                    format!("{name}_added_ttfb_p50_us"),
+                    t50 - direct_ttfb.0,
+                );
+                f.put(
+                    &mut run,
+                    format!("{name}_added_ttfb_p99_us"),
+                    t99 - direct_ttfb.1,
+                );
+                for (key, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
+                    f.put(
+                        &mut run,
+                        format!("{name}_chunk_{key}_us"),
+                        us(pct(&s.delays, p)),
+                    );
+                }
+                f.put(&mut run, format!("{name}_chunks"), s.delays.len() as f64);
+                f.put(&mut run, format!("{name}_errors"), s.errors as f64);
+            }
+            runs.push(Value::Object(run));
         }
-        stream_runs.push(Value::Object(run));
+        json_runs.insert("streams".into(), Value::Array(runs));
+        let added = f.median("proxied_added_ttfb_p50_us");
+        rows.push(Row::new(
+            format!("stream TTFB p50, {} streams", plan.streams),
+            format!("{:.0} µs", f.median("direct_ttfb_p50_us")),
+            format!(
+                "{:.0} µs ({:+.0})",
+                f.median("relay_ttfb_p50_us"),
+                f.median("relay_added_ttfb_p50_us")
+            ),
+            format!("{:.0} µs", f.median("proxied_ttfb_p50_us")),
+            format!("{added:+.0} µs"),
+            "added <= 1000 µs",
+            verdict(added <= 1000.0, format!("({:+.0} µs)", added - 1000.0)),
+        ));
+        rows.push(Row::new(
+            "stream TTFB p99",
+            format!("{:.0} µs", f.median("direct_ttfb_p99_us")),
+            format!(
+                "{:.0} µs ({:+.0})",
+                f.median("relay_ttfb_p99_us"),
+                f.median("relay_added_ttfb_p99_us")
+            ),
+            format!("{:.0} µs", f.median("proxied_ttfb_p99_us")),
+            format!("{:+.0} µs", f.median("proxied_added_ttfb_p99_us")),
+            "(reported)",
+            String::new(),
+        ));
+        for key in ["p50", "p99", "max"] {
+            let d = f.median(&format!("direct_chunk_{key}_us"));
+            let r = f.median(&format!("relay_chunk_{key}_us"));
+            let p = f.median(&format!("proxied_chunk_{key}_us"));
+            let (target, verdict_text) = if key == "p99" {
+                (
+                    "<= 1000 µs mock->client",
+                    verdict(
+                        p <= 1000.0 && errors == 0,
+                        format!("({:+.0} µs, {errors} errors)", p - 1000.0),
+                    ),
+                )
+            } else {
+                ("(reported)", String::new())
+            };
+            rows.push(Row::new(
+                format!("chunk delay {key}, {}x{} chunks", plan.streams, plan.chunks),
+                format!("{d:.0} µs"),
+                format!("{r:.0} µs"),
+                format!("{p:.0} µs"),
+                format!("{:+.0} µs", p - d),
+                target,
+                verdict_text,
+            ));
+        }
     }
-    json_runs.insert("streams".into(), Value::Array(stream_runs));
-    let sm = |name: &str| median(&s[name]);
 
     // 4. Memory with many open streams.
-    let idle_before_load = proxy.rss_kib();
-    let mut held_kib = Vec::new();
-    let mut held_runs = Vec::new();
-    let hold_plan = Some((600, Duration::from_secs(1)));
-    for rep in 0..reps {
-        eprintln!(
-            "[memory] {} open streams, rep {}/{reps}",
-            plan.open_streams,
-            rep + 1
-        );
-        let held = runtime.block_on(hold_streams(
-            endpoint(Side::Proxied, Provider::OpenAi, hold_plan),
-            plan.open_streams,
-            proxy.pid(),
-        ))?;
-        if held.opened < plan.open_streams {
-            bail!(
-                "only {} of {} streams could be opened through the proxy",
-                held.opened,
-                plan.open_streams
+    if phase("memory") {
+        let mut held_kib = Vec::new();
+        let mut runs = Vec::new();
+        let hold_plan = Some((600, Duration::from_secs(1)));
+        for rep in 0..reps {
+            eprintln!(
+                "[memory] {} open streams, rep {}/{reps}",
+                plan.open_streams,
+                rep + 1
             );
+            let held = runtime.block_on(hold_streams(
+                endpoint(Side::Proxied, Provider::OpenAi, hold_plan),
+                plan.open_streams,
+                proxy.pid(),
+            ))?;
+            if held.opened < plan.open_streams {
+                bail!(
+                    "only {} of {} streams could be opened through the proxy",
+                    held.opened,
+                    plan.open_streams
+                );
+            }
+            runs.push(json!({
+                "rep": rep, "open_streams": held.opened, "rss_kib": held.rss_kib,
+                "seconds_to_open": held.seconds_to_open,
+            }));
+            held_kib.push(held.rss_kib as f64);
+            std::thread::sleep(Duration::from_millis(500));
         }
-        held_runs.push(json!({
-            "rep": rep, "open_streams": held.opened, "rss_kib": held.rss_kib,
-            "seconds_to_open": held.seconds_to_open,
-        }));
-        held_kib.push(held.rss_kib as f64);
-        std::thread::sleep(Duration::from_millis(500));
+        json_runs.insert("memory".into(), Value::Array(runs));
+        let held = mb(median(&held_kib));
+        rows.push(Row::new(
+            format!("proxy RSS, {} open streams", plan.open_streams),
+            "-",
+            "-",
+            format!("{held:.1} MB"),
+            "",
+            "<= 50 MB",
+            verdict(held <= 50.0, format!("({:+.1} MB)", held - 50.0)),
+        ));
     }
+    drop(profiler);
     let peak_kib = proc_status_kib(proxy.pid(), "VmHWM:").unwrap_or(0);
     std::thread::sleep(Duration::from_millis(500));
     let idle_after_load = proxy.rss_kib();
     json_runs.insert(
-        "memory".into(),
-        json!({"idle_before_load_kib": idle_before_load, "idle_after_load_kib": idle_after_load,
-               "peak_kib": peak_kib, "open_streams": held_runs}),
+        "proxy_memory".into(),
+        json!({"before_load_kib": idle_before_load, "after_load_kib": idle_after_load,
+               "peak_kib": peak_kib}),
     );
-    drop(proxy);
-
-    // The table.
-    let mut rows = Vec::new();
-    for (provider, d, p, ratio, errors) in &rows_throughput {
-        let met = *ratio >= 0.4 && *errors == 0;
-        rows.push(Row {
-            figure: format!(
-                "non-stream throughput, {}, c={}",
-                provider.name(),
-                plan.concurrency
-            ),
-            direct: format!("{d:.0} req/s"),
-            proxied: format!("{p:.0} req/s"),
-            versus: format!("{ratio:.2}x"),
-            target: ">= 0.40x, 0 errors".into(),
-            verdict: verdict(met, format!("({errors} errors)")),
-        });
-    }
-    let lat_rate = median(&achieved);
-    for (label, d, p, add, limit) in [
-        ("p50", &d50, &p50, &add50, 100.0),
-        ("p99", &d99, &p99, &add99, 1000.0),
-    ] {
-        let added = median(add);
-        rows.push(Row {
-            figure: format!("latency {label} at {lat_rate:.0} req/s, openai"),
-            direct: format!("{:.0} µs", median(d)),
-            proxied: format!("{:.0} µs", median(p)),
-            versus: format!("{added:+.0} µs"),
-            target: format!("added <= {limit:.0} µs"),
-            verdict: verdict(
-                added <= limit,
-                format!(
-                    "({:+.0} µs{})",
-                    added - limit,
-                    if latency_errors > 0 {
-                        format!(", {latency_errors} errors")
-                    } else {
-                        String::new()
-                    }
-                ),
-            ),
-        });
-    }
-    let added_ttfb = sm("added_ttfb_p50_us");
-    rows.push(Row {
-        figure: format!("stream TTFB p50, {} streams", plan.streams),
-        direct: format!("{:.0} µs", sm("direct_ttfb_p50_us")),
-        proxied: format!("{:.0} µs", sm("proxied_ttfb_p50_us")),
-        versus: format!("{added_ttfb:+.0} µs"),
-        target: "added <= 1000 µs".into(),
-        verdict: verdict(
-            added_ttfb <= 1000.0,
-            format!("({:+.0} µs)", added_ttfb - 1000.0),
+    rows.push(Row::new(
+        "proxy RSS idle, before / after the load",
+        "-",
+        "-",
+        format!(
+            "{:.1} / {:.1} MB",
+            mb(idle_before_load as f64),
+            mb(idle_after_load as f64)
         ),
-    });
-    rows.push(Row {
-        figure: "stream TTFB p99".into(),
-        direct: format!("{:.0} µs", sm("direct_ttfb_p99_us")),
-        proxied: format!("{:.0} µs", sm("proxied_ttfb_p99_us")),
-        versus: format!("{:+.0} µs", sm("added_ttfb_p99_us")),
-        target: "(reported)".into(),
-        verdict: String::new(),
-    });
-    for (label, key) in [("p50", "p50"), ("p99", "p99"), ("max", "max")] {
-        let d = sm(&format!("direct_chunk_{key}_us"));
-        let p = sm(&format!("proxied_chunk_{key}_us"));
-        let (target, verdict_text) = if key == "p99" {
-            (
-                "<= 1000 µs mock->client".to_owned(),
-                verdict(
-                    p <= 1000.0 && stream_errors == 0,
-                    format!("({:+.0} µs, {stream_errors} errors)", p - 1000.0),
-                ),
-            )
-        } else {
-            ("(reported)".to_owned(), String::new())
-        };
-        rows.push(Row {
-            figure: format!(
-                "chunk delay {label}, {}x{} chunks",
-                plan.streams, plan.chunks
-            ),
-            direct: format!("{d:.0} µs"),
-            proxied: format!("{p:.0} µs"),
-            versus: format!("{:+.0} µs", p - d),
-            target,
-            verdict: verdict_text,
-        });
-    }
-    let idle = median(&idle_kib) / 1024.0;
-    rows.push(Row {
-        figure: "proxy RSS idle (fresh process)".into(),
-        direct: "-".into(),
-        proxied: format!("{idle:.1} MiB"),
-        versus: format!("after load: {:.1} MiB", idle_after_load as f64 / 1024.0),
-        target: "<= 10 MB".into(),
-        verdict: verdict(idle <= 10.0, format!("({:+.1} MiB)", idle - 10.0)),
-    });
-    let held = median(&held_kib) / 1024.0;
-    rows.push(Row {
-        figure: format!("proxy RSS, {} open streams", plan.open_streams),
-        direct: "-".into(),
-        proxied: format!("{held:.1} MiB"),
-        versus: format!("peak {:.1} MiB", peak_kib as f64 / 1024.0),
-        target: "<= 50 MB".into(),
-        verdict: verdict(held <= 50.0, format!("({:+.1} MiB)", held - 50.0)),
-    });
-    let startup = median(&startup_ms);
-    rows.push(Row {
-        figure: "start-up to first healthy 200".into(),
-        direct: "-".into(),
-        proxied: format!("{startup:.1} ms"),
-        versus: String::new(),
-        target: "<= 20 ms".into(),
-        verdict: verdict(startup <= 20.0, format!("({:+.1} ms)", startup - 20.0)),
-    });
+        format!("peak {:.1} MB", mb(peak_kib as f64)),
+        "(reported)",
+        String::new(),
+    ));
+    drop(proxy);
+    drop(relay);
 
     let wall_seconds = wall.elapsed().as_secs_f64();
+    let load_after = loadavg();
     println!();
     println!(
-        "Medians of {reps} run(s); direct = client -> mock, llmproxy = client -> llmproxy -> mock, same run."
+        "Medians of {reps} run(s). direct: client -> mock; L4 relay: client -> byte relay \
+         process -> mock (the floor for any proxy hop here); llmproxy: client -> llmproxy -> mock. \
+         Load average before/after: {load_before} / {load_after}."
     );
     print_table(&rows);
     println!("wall time {wall_seconds:.0} s");
@@ -1564,18 +1875,21 @@ fn run(plan: &Plan) -> Result<()> {
         "machine": {
             "date": machine.date, "cores": machine.cores, "cpu": machine.cpu,
             "kernel": machine.kernel, "memory_gib": machine.memory_gib, "commit": machine.commit,
+            "load_average_before": load_before, "load_average_after": load_after,
         },
         "proxy_binary": Proxy::binary().display().to_string(),
         "proxy_env": PROXY_ENV.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
         "plan": {
-            "repetitions": reps, "warmup_s": plan.warmup.as_secs_f64(), "measure_s": plan.measure.as_secs_f64(),
-            "concurrency": plan.concurrency, "rate": plan.rate, "rate_connections": plan.rate_connections,
-            "streams": plan.streams, "chunks": plan.chunks, "chunk_interval_ms": plan.chunk_interval.as_millis() as u64,
+            "phases": only, "repetitions": reps, "warmup_s": plan.warmup.as_secs_f64(),
+            "measure_s": plan.measure.as_secs_f64(), "concurrency": plan.concurrency,
+            "rate": plan.rate, "rate_connections": plan.rate_connections,
+            "streams": plan.streams, "chunks": plan.chunks,
+            "chunk_interval_ms": plan.chunk_interval.as_millis() as u64,
             "open_streams": plan.open_streams,
         },
         "summary": rows.iter().map(|r| json!({
-            "figure": r.figure, "direct": r.direct, "llmproxy": r.proxied, "vs_direct": r.versus,
-            "target": r.target, "verdict": r.verdict,
+            "figure": r.cells[0], "direct": r.cells[1], "relay": r.cells[2], "llmproxy": r.cells[3],
+            "vs_direct": r.cells[4], "target": r.cells[5], "verdict": r.cells[6],
         })).collect::<Vec<_>>(),
         "runs": json_runs,
         "wall_seconds": wall_seconds,
@@ -1587,11 +1901,27 @@ fn run(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// Per-repetition figures by name; the report shows their medians.
+#[derive(Default)]
+struct Figures(std::collections::BTreeMap<String, Vec<f64>>);
+
+impl Figures {
+    fn put(&mut self, run: &mut serde_json::Map<String, Value>, name: String, value: f64) {
+        run.insert(name.clone(), json!(value));
+        self.0.entry(name).or_default().push(value);
+    }
+
+    fn median(&self, name: &str) -> f64 {
+        self.0.get(name).map_or(f64::NAN, |v| median(v))
+    }
+}
+
 /// Before measuring anything: each kind of request gets the expected reply
 /// through the proxy, so the figures are of working requests.
-async fn sanity_check(mock: SocketAddr, proxy: SocketAddr) -> Result<()> {
+async fn sanity_check(addrs: &Addrs) -> Result<()> {
+    let proxy = addrs.proxy;
     for provider in [Provider::OpenAi, Provider::Anthropic] {
-        let endpoint = Endpoint::new(Side::Proxied, provider, mock, proxy, None);
+        let endpoint = Endpoint::new(Side::Proxied, provider, addrs, None);
         let mut conn = Conn::open(proxy).await?;
         let (status, body) = conn.call(endpoint.request()).await?;
         let reply: Value = serde_json::from_slice(&body).context("proxy reply is not JSON")?;
@@ -1607,8 +1937,7 @@ async fn sanity_check(mock: SocketAddr, proxy: SocketAddr) -> Result<()> {
         let endpoint = Endpoint::new(
             Side::Proxied,
             provider,
-            mock,
-            proxy,
+            addrs,
             Some((3, Duration::from_millis(1))),
         );
         let response = conn.start(endpoint.request()).await?;
