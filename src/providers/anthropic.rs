@@ -208,15 +208,8 @@ impl ChatProvider for Anthropic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_fixture as fixture;
     use crate::providers::Message as Msg;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/../shared/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
 
     fn settings() -> Settings {
         let mut s = Settings::from_lookup(|_| None).unwrap();

@@ -265,11 +265,7 @@ mod tests {
 
     #[test]
     fn normalizes_the_fixture() {
-        let body = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/openai-chat.json"
-        ))
-        .unwrap();
+        let body = crate::providers::test_fixture("openai-chat.json");
         let r = OpenAi.normalize(&body).unwrap();
         assert_eq!(r.provider, "openai");
         assert_eq!(r.model, "gpt-4o-mini-2024-07-18");

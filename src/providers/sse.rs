@@ -63,14 +63,7 @@ fn invalid<E: From<Error>>(provider: &dyn ChatProvider, reason: String) -> E {
 mod tests {
     use super::*;
     use crate::providers::provider;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/../shared/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::providers::test_fixture as fixture;
 
     /// Splits `bytes` into chunks of `size`, as a network might.
     fn chunks(
