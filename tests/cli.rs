@@ -983,6 +983,54 @@ async fn sigint_mid_stream_keeps_printed_tokens_and_exits_130() {
     assert!(mock.wait_closed(1, Duration::from_secs(5)).await.is_some());
 }
 
+/// Ctrl-C still works while the process is blocked writing to a pipe whose
+/// reader has stopped reading (stdout writes block the command itself).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn sigint_while_blocked_on_a_full_stdout_pipe_exits_130() {
+    use std::os::fd::AsRawFd;
+    let (reader, writer) = std::io::pipe().unwrap();
+    // Fill the pipe so the child's first write blocks.
+    let fd = writer.as_raw_fd();
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let chunk = [b'x'; 4096];
+        while libc::write(fd, chunk.as_ptr().cast(), chunk.len()) > 0 {}
+        libc::fcntl(fd, libc::F_SETFL, flags);
+    }
+    let mock = MockUpstream::always(Script::sse(sse_events(&fixture("openai-stream.sse")))).await;
+    let dir = TempDir::new();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_llmproxy"))
+        .args(["stream", "openai", "-m", "gpt-4o-mini", "Hi"])
+        .env_clear()
+        .envs(upstream_env(&mock))
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until one of its threads sleeps in the kernel's pipe write.
+    let pid = child.id().unwrap();
+    let blocked = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|task| {
+                std::fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.ends_with("pipe_write"))
+            })
+    };
+    wait_until(blocked, Duration::from_secs(10)).await;
+    interrupt(&child);
+    let output = wait(child).await;
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(text(&output.stderr), "");
+    drop(reader);
+}
+
 // ------------------------------------------------------- broken streams
 
 #[tokio::test]

@@ -74,11 +74,22 @@ where
     let api_key = api_key(&args, provider)?;
     let request = prompt::build_request(&args, prompt::Stdin::from_process(), stream)?;
     let upstream = Upstream::new(settings).map_err(anyhow::Error::from)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // One worker thread besides the main one: the command runs on the main
+    // thread, the Ctrl-C watchdog on the worker.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)?;
     runtime.block_on(async move {
+        // Stdout writes block: when a pipe reader stops reading, the command
+        // cannot see Ctrl-C. The watchdog exits for it after a short grace.
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                std::process::exit(Failure::Interrupted.exit_code().into());
+            }
+        });
         // `biased`: the Ctrl-C handler is installed (on its first poll)
         // before the request can go out, so an early Ctrl-C still exits 130.
         tokio::select! {
