@@ -17,7 +17,7 @@ pub enum Error {
     InvalidField { field: String, message: String },
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
-    #[error("unknown provider '{name}'; supported: {}", crate::providers::PROVIDER_NAMES.join(", "))]
+    #[error("unknown provider '{name}'; supported: {}", crate::providers::provider_names().collect::<Vec<_>>().join(", "))]
     UnknownProvider { name: String },
     #[error("missing API key: send it in the X-API-Key header")]
     MissingApiKey,

@@ -7,7 +7,7 @@ use clap::builder::{NonEmptyStringValueParser, PossibleValuesParser};
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::Shell;
 
-use crate::providers::PROVIDER_NAMES;
+use crate::providers::provider_names;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,7 +51,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct PromptArgs {
     /// Which provider to call
-    #[arg(value_parser = PossibleValuesParser::new(PROVIDER_NAMES))]
+    #[arg(value_parser = PossibleValuesParser::new(provider_names()))]
     pub provider: String,
     /// Prompt words, joined by spaces; `-` reads the prompt from stdin only
     #[arg(value_name = "PROMPT", value_hint = ValueHint::Other)]
