@@ -924,9 +924,11 @@ struct Proxy {
 
 impl Proxy {
     fn binary() -> PathBuf {
-        std::env::var_os("BENCH_PROXY_BIN")
+        let path = std::env::var_os("BENCH_PROXY_BIN")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_llmproxy")))
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_llmproxy")));
+        // The proxy runs in another directory.
+        std::fs::canonicalize(&path).unwrap_or(path)
     }
 
     /// Starts `llmproxy serve` and times process start to the first 200
