@@ -1020,7 +1020,8 @@ async fn sigint_while_blocked_on_a_full_stdout_pipe_exits_130() {
             .flatten()
             .flatten()
             .any(|task| {
-                std::fs::read_to_string(task.path().join("wchan")).is_ok_and(|w| w.ends_with("pipe_write"))
+                std::fs::read_to_string(task.path().join("wchan"))
+                    .is_ok_and(|w| w.ends_with("pipe_write"))
             })
     };
     wait_until(blocked, Duration::from_secs(10)).await;
