@@ -1593,10 +1593,10 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
             ));
             rows.push(Row::new(
                 format!("  CPU µs per request, {}", provider.name()),
-                format!("bench {:.1}", f.median("direct_bench_cpu_us")),
+                format!("client+mock {:.0}", f.median("direct_bench_cpu_us")),
                 relay_cell("relay_hop_cpu_us", ""),
-                format!("{:.1}", f.median("proxied_hop_cpu_us")),
-                format!("bench {:.1}", f.median("proxied_bench_cpu_us")),
+                format!("{:.0}", f.median("proxied_hop_cpu_us")),
+                format!("client+mock {:.0}", f.median("proxied_bench_cpu_us")),
                 "(reported)",
                 String::new(),
             ));
@@ -1871,6 +1871,19 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
          Load average before/after: {load_before} / {load_after}."
     );
     print_table(&rows);
+    let busy = |load: &str| {
+        load.split_whitespace()
+            .next()
+            .and_then(|l| l.parse::<f64>().ok())
+            .is_some_and(|l| l > 0.5)
+    };
+    // (The load after includes this benchmark's own.)
+    if busy(&load_before) {
+        println!(
+            "note: the machine was busy before the run (1-minute load average above 0.5): \
+             expect noisy figures."
+        );
+    }
     println!("wall time {wall_seconds:.0} s");
 
     let report = json!({
