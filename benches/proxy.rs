@@ -294,7 +294,9 @@ async fn mock_reply(request: Request<Incoming>) -> Result<Response<MockBody>, In
         // The stream's shape comes with the request: model "bench-c<chunks>-i<ms>".
         let (chunks, interval) = stream_plan(&body).unwrap_or((20, Duration::from_millis(50)));
         let start = tokio::time::Instant::now();
-        let chunks_stream = futures::stream::unfold(0usize, move |i| async move {
+        // The state holds the open-stream guard: dropped with the body.
+        let state = (0usize, OpenStream::new());
+        let chunks_stream = futures::stream::unfold(state, move |(i, open)| async move {
             if i >= chunks {
                 return None;
             }
@@ -303,7 +305,7 @@ async fn mock_reply(request: Request<Incoming>) -> Result<Response<MockBody>, In
             }
             // Stamped just before hyper writes it to the socket.
             let chunk = provider.chunk(i, chunks, now_ns());
-            Some((Ok(Frame::data(Bytes::from(chunk))), i + 1))
+            Some((Ok(Frame::data(Bytes::from(chunk))), (i + 1, open)))
         });
         let mut reply = Response::new(Either::Right(StreamBody::new(chunks_stream.boxed())));
         reply.headers_mut().insert(
@@ -332,6 +334,37 @@ async fn mock_reply(request: Request<Incoming>) -> Result<Response<MockBody>, In
             .insert(*name, HeaderValue::from_static(value));
     }
     Ok(reply)
+}
+
+/// Streams the mock is serving right now (ended or dropped ones are not).
+static MOCK_STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+struct OpenStream;
+
+impl OpenStream {
+    fn new() -> Arc<OpenStream> {
+        MOCK_STREAMS.fetch_add(1, Ordering::AcqRel);
+        Arc::new(OpenStream)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        MOCK_STREAMS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Waits (at most `limit`) until the mock serves no stream, so that the
+/// proxy has let go of the previous round's before the next one.
+fn wait_for_streams_to_close(limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while MOCK_STREAMS.load(Ordering::Acquire) > 0 {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
 }
 
 /// `(chunks, interval)` from a model named `bench-c<chunks>-i<ms>`.
@@ -1823,7 +1856,12 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
                 "seconds_to_open": held.seconds_to_open,
             }));
             held_kib.push(held.rss_kib as f64);
-            std::thread::sleep(Duration::from_millis(500));
+            // The proxy notices a closed client at its next chunk (a second
+            // later at most): the next round starts once all are gone.
+            if !wait_for_streams_to_close(Duration::from_secs(10)) {
+                eprintln!("warning: the proxy still holds upstream streams after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
         json_runs.insert("memory".into(), Value::Array(runs));
         let held = mb(median(&held_kib));
@@ -1838,6 +1876,7 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
         ));
     }
     drop(profiler);
+    wait_for_streams_to_close(Duration::from_secs(10));
     let peak_kib = proc_status_kib(proxy.pid(), "VmHWM:").unwrap_or(0);
     std::thread::sleep(Duration::from_millis(500));
     let idle_after_load = proxy.rss_kib();
