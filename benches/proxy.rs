@@ -1870,7 +1870,7 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
             "-",
             "-",
             format!("{held:.1} MB"),
-            "",
+            format!("first round {:.1} MB", mb(held_kib[0])),
             "<= 50 MB",
             verdict(held <= 50.0, format!("({:+.1} MB)", held - 50.0)),
         ));
