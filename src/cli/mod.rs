@@ -73,7 +73,7 @@ where
     let provider = providers::provider(&args.provider)?;
     let api_key = api_key(&args, provider)?;
     let request = prompt::build_request(&args, prompt::Stdin::from_process(), stream)?;
-    let upstream = Upstream::new(settings).map_err(anyhow::Error::from)?;
+    let upstream = Upstream::new(settings)?;
     // One worker thread besides the main one: the command runs on the main
     // thread, the Ctrl-C watchdog on the worker.
     let runtime = tokio::runtime::Builder::new_multi_thread()

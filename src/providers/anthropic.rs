@@ -89,6 +89,10 @@ impl ChatProvider for Anthropic {
         "ANTHROPIC_API_KEY"
     }
 
+    fn endpoint(&self, settings: &Settings) -> String {
+        format!("{}/v1/messages", settings.anthropic_base_url)
+    }
+
     fn build_request(
         &self,
         settings: &Settings,
@@ -120,7 +124,6 @@ impl ChatProvider for Anthropic {
         let version = HeaderValue::try_from(settings.anthropic_version.as_str())
             .map_err(|_| Error::invalid("ANTHROPIC_VERSION", "not a valid header value"))?;
         Ok(UpstreamRequest {
-            url: format!("{}/v1/messages", settings.anthropic_base_url),
             headers: vec![
                 (
                     HeaderName::from_static("x-api-key"),
@@ -241,7 +244,10 @@ mod tests {
         let req = Anthropic
             .build_request(&settings(), &request, "sk-ant")
             .unwrap();
-        assert_eq!(req.url, "http://127.0.0.1:1/v1/messages");
+        assert_eq!(
+            Anthropic.endpoint(&settings()),
+            "http://127.0.0.1:1/v1/messages"
+        );
         assert_eq!(req.headers[0].1, "sk-ant");
         assert!(req.headers[0].1.is_sensitive());
         assert_eq!(req.headers[1].1, "2023-06-01");

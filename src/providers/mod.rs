@@ -41,10 +41,10 @@ pub fn provider(name: &str) -> Result<&'static dyn ChatProvider> {
         })
 }
 
-/// What a provider-specific request looks like on the wire.
+/// Headers and body of a provider-specific request (the URL is
+/// [`ChatProvider::endpoint`], parsed once per process).
 #[derive(Debug)]
 pub struct UpstreamRequest {
-    pub url: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Vec<u8>,
 }
@@ -79,7 +79,10 @@ pub trait ChatProvider: Send + Sync + 'static {
     /// The environment variable the CLI reads the key from.
     fn api_key_variable(&self) -> &'static str;
 
-    /// URL, auth headers and JSON body for `request`.
+    /// The URL every request of this provider goes to.
+    fn endpoint(&self, settings: &Settings) -> String;
+
+    /// Auth headers and JSON body for `request`.
     fn build_request(
         &self,
         settings: &Settings,

@@ -82,6 +82,10 @@ impl ChatProvider for OpenAi {
         "OPENAI_API_KEY"
     }
 
+    fn endpoint(&self, settings: &Settings) -> String {
+        format!("{}/chat/completions", settings.openai_base_url)
+    }
+
     fn build_request(
         &self,
         settings: &Settings,
@@ -101,7 +105,6 @@ impl ChatProvider for OpenAi {
             temperature: request.temperature,
         };
         Ok(UpstreamRequest {
-            url: format!("{}/chat/completions", settings.openai_base_url),
             headers: vec![
                 (AUTHORIZATION, secret_header(format!("Bearer {api_key}"))?),
                 (CONTENT_TYPE, JSON),
@@ -231,7 +234,10 @@ mod tests {
                 "sk-x",
             )
             .unwrap();
-        assert_eq!(req.url, "http://127.0.0.1:1/v1/chat/completions");
+        assert_eq!(
+            OpenAi.endpoint(&settings(MaxTokensField::MaxTokens)),
+            "http://127.0.0.1:1/v1/chat/completions"
+        );
         assert_eq!(req.headers[0].1, "Bearer sk-x");
         assert!(req.headers[0].1.is_sensitive());
         assert_eq!(

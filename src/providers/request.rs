@@ -2,12 +2,12 @@
 //! and its validation from untrusted JSON (the server body and the CLI's
 //! `--messages` file share it).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
@@ -15,7 +15,7 @@ pub enum Role {
     Assistant,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
     pub content: String,
@@ -35,6 +35,19 @@ impl ChatRequest {
     /// (HTTP 400); JSON that breaks the schema is `InvalidField` naming the
     /// field (HTTP 422). Unknown fields are ignored.
     pub fn from_json(body: &[u8]) -> Result<Self> {
+        // Fast path for well-formed requests: straight into typed fields.
+        // Anything it refuses goes through the slow path below, which finds
+        // the field to name; both accept exactly the same requests.
+        if let Ok(typed) = serde_json::from_slice::<Typed>(body) {
+            if let Some(request) = typed.validated() {
+                return Ok(request);
+            }
+        }
+        Self::from_json_checked(body)
+    }
+
+    /// The slow path: every check, with the field named on failure.
+    fn from_json_checked(body: &[u8]) -> Result<Self> {
         let value: Value =
             serde_json::from_slice(body).map_err(|e| Error::MalformedJson(e.to_string()))?;
         let Value::Object(mut object) = value else {
@@ -87,6 +100,35 @@ impl ChatRequest {
             stream,
             max_tokens,
             temperature,
+        })
+    }
+}
+
+/// The request as serde reads it, before the checks types cannot express.
+#[derive(Deserialize)]
+struct Typed {
+    model: String,
+    messages: Vec<Message>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+}
+
+impl Typed {
+    fn validated(self) -> Option<ChatRequest> {
+        let valid = !self.model.trim().is_empty()
+            && !self.messages.is_empty()
+            && self.max_tokens != Some(0)
+            && self.temperature.is_none_or(|t| (0.0..=2.0).contains(&t));
+        valid.then_some(ChatRequest {
+            model: self.model,
+            messages: self.messages,
+            stream: self.stream.unwrap_or(false),
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
         })
     }
 }
@@ -158,6 +200,32 @@ pub fn messages_from_value(value: Value, field: &str) -> Result<Vec<Message>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the fast path accepts, the checked path accepts as the
+        /// same request: the fast path can never let through what the
+        /// validation would refuse.
+        #[test]
+        fn fast_path_agrees_with_the_checked_path(
+            model in prop_oneof![Just("\"m\"".to_owned()), Just("\" \"".to_owned()), Just("null".to_owned()), Just("1".to_owned())],
+            role in prop_oneof![Just("user"), Just("system"), Just("assistant"), Just("User"), Just("tool")],
+            content in prop_oneof![Just("\"hi\"".to_owned()), Just("null".to_owned()), Just("[]".to_owned())],
+            stream in prop_oneof![Just("true"), Just("null"), Just("0"), Just("\"x\"")],
+            max_tokens in prop_oneof![Just("5"), Just("0"), Just("-1"), Just("1.5"), Just("null"), Just("1e2"), Just("18446744073709551616")],
+            temperature in prop_oneof![Just("0"), Just("2"), Just("2.5"), Just("-0.1"), Just("null"), Just("\"1\"")],
+            empty in any::<bool>(),
+        ) {
+            let messages = if empty { String::new() } else { format!(r#"{{"role":"{role}","content":{content}}}"#) };
+            let body = format!(
+                r#"{{"model":{model},"messages":[{messages}],"stream":{stream},"max_tokens":{max_tokens},"temperature":{temperature}}}"#
+            );
+            if let Some(fast) = serde_json::from_slice::<Typed>(body.as_bytes()).ok().and_then(Typed::validated) {
+                let checked = ChatRequest::from_json_checked(body.as_bytes());
+                prop_assert_eq!(checked.ok(), Some(fast), "{}", body);
+            }
+        }
+    }
 
     fn field_of(body: &str) -> String {
         match ChatRequest::from_json(body.as_bytes()) {

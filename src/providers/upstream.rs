@@ -19,6 +19,9 @@ pub struct Upstream {
     client: reqwest::Client,
     settings: Arc<Settings>,
     slots: Arc<Semaphore>,
+    /// Each provider's endpoint, parsed once (URL parsing is a measurable
+    /// share of a request's CPU).
+    endpoints: Arc<Vec<(&'static str, reqwest::Url)>>,
 }
 
 /// A 2xx upstream reply whose body has not been read yet. It holds one
@@ -31,7 +34,7 @@ pub struct UpstreamResponse {
 }
 
 impl Upstream {
-    pub fn new(settings: Arc<Settings>) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: Arc<Settings>) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             // `timeout()` would be a deadline for the whole body and cut long
             // streams; these two bound only the waits.
@@ -46,10 +49,20 @@ impl Upstream {
             .tcp_nodelay(true)
             .build()?;
         let slots = Arc::new(Semaphore::new(settings.max_connections));
+        let endpoints = super::PROVIDERS
+            .iter()
+            .map(|p| {
+                let url = p.endpoint(&settings);
+                reqwest::Url::parse(&url)
+                    .map(|parsed| (p.name(), parsed))
+                    .map_err(|e| anyhow::anyhow!("invalid {} endpoint {url}: {e}", p.name()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Upstream {
             client,
             settings,
             slots,
+            endpoints: Arc::new(endpoints),
         })
     }
 
@@ -70,7 +83,15 @@ impl Upstream {
             .await
             .map_err(|_| Error::Saturated)?
             .map_err(|_| Error::ShuttingDown)?;
-        let mut builder = self.client.post(&wire.url).body(wire.body);
+        let url = self
+            .endpoints
+            .iter()
+            .find(|(name, _)| *name == provider.name())
+            .map(|(_, url)| url.clone())
+            .ok_or_else(|| Error::UnknownProvider {
+                name: provider.name().to_owned(),
+            })?;
+        let mut builder = self.client.post(url).body(wire.body);
         for (name, value) in wire.headers {
             builder = builder.header(name, value);
         }
