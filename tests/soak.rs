@@ -113,8 +113,10 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
-/// Waits until the fd count stops changing (connections closing).
+/// Waits until the fd count stops changing (connections closing), and at
+/// least long enough for the server's once-a-second idle memory trim.
 async fn settle(pid: u32) -> (u64, usize) {
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     let mut last = open_fds(pid);
     let mut stable_since = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(10);

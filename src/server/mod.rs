@@ -10,6 +10,7 @@ mod handlers;
 mod passthrough;
 mod routes;
 mod state;
+mod trim;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let upstream = Upstream::new(settings.clone())?;
     let state = AppState::new(upstream);
+    let trimmer = trim::spawn(state.clone());
     let service = warp::service(routes::routes(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -93,6 +95,7 @@ pub async fn serve(
     // Lets finished responses reach their clients and closes idle
     // keep-alive connections.
     let _ = tokio::time::timeout(FINAL_FLUSH, connections.shutdown()).await;
+    trimmer.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -17,6 +17,8 @@ pub struct AppState {
 struct Shutdown {
     draining: AtomicBool,
     in_flight: AtomicUsize,
+    /// Requests started so far (for the idle memory trim).
+    started: AtomicUsize,
     idle: Notify,
     /// Flips to `true` when the grace period has run out.
     abort: watch::Sender<bool>,
@@ -40,6 +42,7 @@ impl AppState {
             shutdown: Arc::new(Shutdown {
                 draining: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
+                started: AtomicUsize::new(0),
                 idle: Notify::new(),
                 abort: watch::channel(false).0,
             }),
@@ -56,7 +59,13 @@ impl AppState {
 
     pub fn track(&self) -> InFlight {
         self.shutdown.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.shutdown.started.fetch_add(1, Ordering::Relaxed);
         InFlight(self.shutdown.clone())
+    }
+
+    /// Requests started since the process began.
+    pub fn started(&self) -> usize {
+        self.shutdown.started.load(Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> usize {
