@@ -111,29 +111,38 @@ fn api_key(args: &PromptArgs, provider: &dyn ChatProvider) -> Result<String, Fai
 }
 
 async fn serve(args: ServeArgs, settings: Arc<Settings>) -> Result<(), Failure> {
+    // Handlers first: a signal that arrives once we announce the address
+    // must start a drain, not kill the process.
+    let shutdown = shutdown_signal().map_err(anyhow::Error::from)?;
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|e| anyhow::anyhow!("could not listen on {}:{}: {e}", args.host, args.port))?;
     let address = listener.local_addr().map_err(anyhow::Error::from)?;
     tracing::info!("listening on http://{address}");
-    crate::server::serve(settings, listener, shutdown_signal()).await?;
+    crate::server::serve(settings, listener, shutdown).await?;
     Ok(())
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = terminate.recv() => {},
-            }
-            return;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Logs go to stderr (stdout is for data), at `RUST_LOG` or `default`.
