@@ -86,11 +86,6 @@ impl Settings {
             )?),
         })
     }
-
-    /// The timeout in whole seconds, for messages.
-    pub fn timeout_seconds(&self) -> u64 {
-        self.timeout.as_secs_f64().ceil() as u64
-    }
 }
 
 fn number(

@@ -198,9 +198,8 @@ async fn client_disconnect_mid_stream_closes_the_upstream_quickly() {
     body.next().await.unwrap().unwrap();
     let dropped_at = std::time::Instant::now();
     drop(body);
-    // The mock notices only when its next write fails or it reads EOF; the
-    // sleep step keeps it from writing, so watch for the EOF via `Stall`
-    // semantics: the proxy must close the socket.
+    // The mock is in its 30 s pause, watching for EOF: it records the
+    // moment the proxy closes the upstream socket.
     let closed = mock_observes_close(&mock, dropped_at).await;
     assert!(
         closed < Duration::from_millis(100),

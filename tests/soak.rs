@@ -113,22 +113,22 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
-/// Waits until the fd count stops changing (connections closing), and at
-/// least long enough for the server's once-a-second idle memory trim.
+/// Waits until neither the fd count (connections closing) nor RSS (the
+/// server's once-a-second idle memory trim) has changed for 1.5 s.
 async fn settle(pid: u32) -> (u64, usize) {
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let mut last = open_fds(pid);
+    let sample = || (rss_kb(pid), open_fds(pid));
+    let mut last = sample();
     let mut stable_since = Instant::now();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && stable_since.elapsed() < Duration::from_millis(700) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && stable_since.elapsed() < Duration::from_millis(1_500) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = open_fds(pid);
+        let now = sample();
         if now != last {
             last = now;
             stable_since = Instant::now();
         }
     }
-    (rss_kb(pid), open_fds(pid))
+    last
 }
 
 async fn run_load(url: &str, range: std::ops::Range<usize>, failures: Arc<AtomicUsize>) {

@@ -98,14 +98,14 @@ impl Upstream {
         let response = builder
             .send()
             .await
-            .map_err(|e| transport_error(provider, &self.settings, e))?;
+            .map_err(|e| transport_error(provider, self.settings.timeout, Phase::Request, e))?;
         let status = response.status();
         if !status.is_success() {
             let headers = passthrough_headers(&response);
             let body = response
                 .bytes()
                 .await
-                .map_err(|e| transport_error(provider, &self.settings, e))?;
+                .map_err(|e| transport_error(provider, self.settings.timeout, Phase::Reply, e))?;
             return Err(Error::UpstreamStatus {
                 provider: provider.name(),
                 status: status.as_u16(),
@@ -140,7 +140,7 @@ impl UpstreamResponse {
             .response
             .bytes()
             .await
-            .map_err(|e| body_error(provider, timeout, e))?;
+            .map_err(|e| transport_error(provider, timeout, Phase::Reply, e))?;
         drop(self.slot);
         provider
             .normalize(&body)
@@ -162,7 +162,7 @@ impl UpstreamResponse {
         let slot = self.slot;
         self.response.bytes_stream().map(move |chunk| {
             let _held_until_the_stream_is_dropped = &slot;
-            chunk.map_err(|e| body_error(provider, timeout, e))
+            chunk.map_err(|e| transport_error(provider, timeout, Phase::Reply, e))
         })
     }
 
@@ -182,39 +182,32 @@ fn passthrough_headers(response: &reqwest::Response) -> Vec<(&'static str, Strin
         .collect()
 }
 
-fn transport_error(
-    provider: &'static dyn ChatProvider,
-    settings: &Settings,
-    error: reqwest::Error,
-) -> Error {
-    if error.is_timeout() {
-        Error::Timeout {
-            provider: provider.name(),
-            seconds: settings.timeout_seconds(),
-        }
-    } else {
-        Error::Unreachable {
-            provider: provider.name(),
-            reason: describe(&error),
-        }
-    }
+/// Where in the exchange a transport error happened.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Before the status line: the upstream was not reached.
+    Request,
+    /// While reading a reply that had started.
+    Reply,
 }
 
-fn body_error(
+fn transport_error(
     provider: &'static dyn ChatProvider,
     timeout: Duration,
+    phase: Phase,
     error: reqwest::Error,
 ) -> Error {
+    let provider = provider.name();
     if error.is_timeout() {
-        Error::Timeout {
-            provider: provider.name(),
+        return Error::Timeout {
+            provider,
             seconds: timeout.as_secs_f64().ceil() as u64,
-        }
-    } else {
-        Error::ConnectionLost {
-            provider: provider.name(),
-            reason: describe(&error),
-        }
+        };
+    }
+    let reason = describe(&error);
+    match phase {
+        Phase::Request => Error::Unreachable { provider, reason },
+        Phase::Reply => Error::ConnectionLost { provider, reason },
     }
 }
 

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Rejection;
 
@@ -43,11 +43,7 @@ pub fn error_reply(error: &Error) -> Response {
                 Bytes::from(json_string(&String::from_utf8_lossy(body)))
             };
             let mut reply = detail_reply(status, &detail);
-            for (name, value) in headers {
-                if let Ok(value) = HeaderValue::from_str(value) {
-                    reply.headers_mut().insert(*name, value);
-                }
-            }
+            insert_passthrough(reply.headers_mut(), headers);
             reply
         }
         other => detail_reply(status, json_string(&other.to_string()).as_bytes()),
@@ -58,6 +54,15 @@ pub fn error_reply(error: &Error) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     reply
+}
+
+/// Adds the upstream's request-id and retry headers to a reply.
+pub fn insert_passthrough(map: &mut HeaderMap, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.insert(*name, value);
+        }
+    }
 }
 
 /// `{"detail": <json>}` with the given status.

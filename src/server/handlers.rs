@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
-use super::errors::{error_reply, json_reply};
+use super::errors::{error_reply, insert_passthrough, json_reply};
 use super::passthrough::stream_reply;
 use super::state::AppState;
 use crate::error::{Error, Result};
@@ -42,7 +42,7 @@ where
 {
     let started = Instant::now();
     let mut model = None;
-    let reply = match chat_reply(
+    let mut reply = match chat_reply(
         &provider_name,
         api_key,
         content_length,
@@ -55,7 +55,6 @@ where
         Ok(reply) => reply,
         Err(error) => error_reply(&error),
     };
-    let mut reply = reply;
     if state.is_draining() {
         reply
             .headers_mut()
@@ -115,11 +114,7 @@ where
             reason: e.to_string(),
         })?;
         let mut reply = json_reply(StatusCode::OK, body);
-        for (name, value) in headers {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                reply.headers_mut().insert(name, value);
-            }
-        }
+        insert_passthrough(reply.headers_mut(), &headers);
         Ok(reply)
     };
     tokio::select! {
@@ -145,12 +140,7 @@ where
         if (buffer.len() + chunk.remaining()) as u64 > limit {
             return Err(Error::BodyTooLarge { limit });
         }
-        while chunk.has_remaining() {
-            let bytes = chunk.chunk();
-            buffer.extend_from_slice(bytes);
-            let n = bytes.len();
-            chunk.advance(n);
-        }
+        buffer.put(&mut chunk);
     }
     Ok(buffer.freeze())
 }

@@ -17,6 +17,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
+use super::errors::insert_passthrough;
 use super::state::{AppState, InFlight};
 use crate::error::Error;
 use crate::providers::{ChatProvider, StreamFault, StreamTail, UpstreamResponse};
@@ -65,11 +66,7 @@ pub async fn stream_reply(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    for (name, value) in headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            h.insert(name, value);
-        }
-    }
+    insert_passthrough(h, &headers);
     Ok(reply)
 }
 

@@ -290,14 +290,15 @@ async fn wait_for_eof(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) {
     }
 }
 
-async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Recorded> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
+/// One HTTP/1.1 message head and its `Content-Length` body: the start line,
+/// the headers (lower-case names) and the body. `None` at EOF.
+async fn read_message(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> Option<(String, HashMap<String, String>, Vec<u8>)> {
+    let mut start = String::new();
+    if reader.read_line(&mut start).await.ok()? == 0 {
         return None;
     }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
     let mut headers = HashMap::new();
     loop {
         let mut line = String::new();
@@ -315,9 +316,15 @@ async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) ->
         .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).await.ok()?;
+    Some((start, headers, body))
+}
+
+async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Recorded> {
+    let (start, headers, body) = read_message(reader).await?;
+    let mut parts = start.split_whitespace();
     Some(Recorded {
-        method,
-        path,
+        method: parts.next()?.to_owned(),
+        path: parts.next()?.to_owned(),
         headers,
         body,
     })
@@ -531,31 +538,14 @@ impl RawConnection {
     }
 
     pub async fn read_response(&mut self) -> RawResponse {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).await.unwrap();
-        let status = line
+        let (start, headers, body) = read_message(&mut self.reader)
+            .await
+            .expect("a complete response");
+        let status = start
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .expect(&line);
-        let mut headers = HashMap::new();
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).await.unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-            }
-        }
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).await.unwrap();
+            .expect(&start);
         RawResponse {
             status,
             headers,
