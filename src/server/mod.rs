@@ -9,6 +9,7 @@ mod errors;
 mod handlers;
 mod passthrough;
 mod routes;
+mod stall;
 mod state;
 mod trim;
 
@@ -64,7 +65,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(service.clone());
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(
+                TokioIo::new(stall::WriteTimeout::new(stream, settings.timeout)),
+                service,
+            )
             .into_owned();
         let connection = connections.watch(connection);
         tokio::spawn(async move {

@@ -91,7 +91,7 @@ impl AppState {
     }
 
     /// Resolves when [`AppState::abort`] has been called.
-    pub fn aborted(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub fn aborted(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
         let mut rx = self.shutdown.abort.subscribe();
         async move {
             let _ = rx.wait_for(|aborted| *aborted).await;
