@@ -59,6 +59,10 @@ async fn the_key_and_message_content_never_reach_the_logs_at_trace_level() {
         404
     );
     assert_eq!(
+        canary_post(&openai, body("x status=500\nforged", false)).await,
+        200
+    );
+    assert_eq!(
         client()
             .get(format!("{}/healthz", server.url))
             .send()
@@ -96,7 +100,7 @@ async fn the_key_and_message_content_never_reach_the_logs_at_trace_level() {
         .collect();
     assert_eq!(
         chat_lines.len(),
-        5,
+        6,
         "one line per chat request:\n{}",
         request_lines.join("\n")
     );
@@ -117,6 +121,15 @@ async fn the_key_and_message_content_never_reach_the_logs_at_trace_level() {
     assert!(request_lines
         .iter()
         .any(|l| l.contains("path=/healthz") && l.contains("status=200")));
+    // A client-chosen model name is quoted: it cannot forge fields or lines.
+    assert!(
+        chat_lines
+            .iter()
+            .any(|l| l.contains(r#"model="x status=500\nforged" status=200"#)),
+        "{}",
+        chat_lines.join("\n")
+    );
+    assert!(!logs.lines().any(|l| l.starts_with("forged")));
 }
 
 #[tokio::test]

@@ -46,6 +46,9 @@ impl Upstream {
             // redirects (x-api-key would follow them), no proxies.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            // reqwest retries only HTTP/2 refusals, which an HTTP/1 pool
+            // never sees; its policy still cloned every request to be ready.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .tcp_nodelay(true)
             .build()?;
         let slots = Arc::new(Semaphore::new(settings.max_connections));

@@ -8,6 +8,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
 use super::errors::{error_reply, insert_passthrough, json_reply};
+use super::log_fields::{Escaped, Millis};
 use super::passthrough::stream_reply;
 use super::state::AppState;
 use crate::error::{Error, Result};
@@ -63,11 +64,11 @@ where
     // One line per request; never the key, never message content.
     tracing::info!(
         method = "POST",
-        path = %format_args!("/v1/chat/{}", provider_name.escape_debug()),
-        provider = %provider_name.escape_debug(),
-        model = %model.as_deref().unwrap_or("-").escape_debug(),
+        path = %format_args!("/v1/chat/{}", Escaped(&provider_name)),
+        provider = %Escaped(&provider_name),
+        model = %Escaped(model.as_deref().unwrap_or("-")),
         status = reply.status().as_u16(),
-        duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+        duration_ms = %Millis(started.elapsed()),
         "request"
     );
     reply

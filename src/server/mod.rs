@@ -7,11 +7,12 @@
 
 mod errors;
 mod handlers;
+mod log_fields;
+mod memory;
 mod passthrough;
 mod routes;
 mod stall;
 mod state;
-mod trim;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,7 +44,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let upstream = Upstream::new(settings.clone())?;
     let state = AppState::new(upstream);
-    let trimmer = trim::spawn(state.clone());
+    let trimmer = memory::manage(state.clone());
     let service = warp::service(routes::routes(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     let builder = auto::Builder::new(TokioExecutor::new());

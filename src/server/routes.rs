@@ -4,6 +4,7 @@ use warp::{Filter, Reply};
 
 use super::errors::recover;
 use super::handlers;
+use super::log_fields::{Escaped, Millis};
 use super::state::AppState;
 
 pub fn routes(
@@ -37,9 +38,9 @@ fn access_log() -> warp::log::Log<impl Fn(warp::log::Info<'_>) + Clone> {
         }
         tracing::info!(
             method = %info.method(),
-            path = %info.path().escape_debug(),
+            path = %Escaped(info.path()),
             status = info.status().as_u16(),
-            duration_ms = %format_args!("{:.3}", info.elapsed().as_secs_f64() * 1000.0),
+            duration_ms = %Millis(info.elapsed()),
             "request"
         );
     })
