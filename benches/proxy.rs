@@ -1878,7 +1878,9 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
     drop(profiler);
     wait_for_streams_to_close(Duration::from_secs(10));
     let peak_kib = proc_status_kib(proxy.pid(), "VmHWM:").unwrap_or(0);
-    std::thread::sleep(Duration::from_millis(500));
+    // The proxy checks once a second whether to give memory back after a
+    // burst: wait long enough for that check to have run.
+    std::thread::sleep(Duration::from_millis(1500));
     let idle_after_load = proxy.rss_kib();
     json_runs.insert(
         "proxy_memory".into(),
