@@ -1,19 +1,17 @@
-//! How the server process uses memory (glibc's allocator; elsewhere these
-//! are no-ops).
+//! Gives memory back to the operating system once a burst is over.
 //!
-//! - Connection buffers come from `mmap`. hyper gives every connection,
-//!   client side and server side, 8 to 16 KB buffers of which a stream
-//!   touches a page or two. Carved from the heap, those buffers land on
-//!   pages that earlier connections dirtied, so 1,000 open streams cost
-//!   about 60 KB each once the heap has churned; mapped fresh, only touched
-//!   pages count, and the same streams cost about 40 KB each, round after
-//!   round (README, Performance).
-//! - After a burst, free memory goes back to the OS. glibc keeps freed
-//!   memory mapped, so RSS would stay at its high-water mark even though the
-//!   heap is back to idle (the soak test and massif show this). Once a
-//!   second, if requests ran since the last check and none is in flight
-//!   now, `malloc_trim` releases the free pages. The check is two atomic
-//!   loads; the trim runs only after activity.
+//! glibc's allocator keeps freed memory mapped, so after a load spike RSS
+//! stays at its high-water mark even though the heap is back to idle (the
+//! soak test and massif show this). Once a second, if requests ran since the
+//! last check and none is in flight now, `malloc_trim` releases the free
+//! pages. The check is two atomic loads; the trim runs only after activity.
+//!
+//! Tried and not kept: `mallopt(M_MMAP_THRESHOLD, 8 KiB)`, which maps
+//! hyper's mostly empty 8 to 16 KB connection buffers fresh so that only
+//! touched pages count. It cut 1,000 open streams from about 63 to 47 MB,
+//! but hyper re-allocates a read buffer on most requests, and the `munmap`
+//! that follows costs cross-CPU TLB flushes: stream TTFB grew by 0.2 to
+//! 1.9 ms (README, Performance).
 
 use std::time::Duration;
 
@@ -21,9 +19,7 @@ use super::state::AppState;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Sets the allocator policy and starts the idle trim.
-pub fn manage(state: AppState) -> tokio::task::JoinHandle<()> {
-    map_large_buffers();
+pub fn spawn_idle_trim(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut trimmed_at = state.started();
         let mut tick = tokio::time::interval(CHECK_EVERY);
@@ -40,26 +36,12 @@ pub fn manage(state: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn map_large_buffers() {
-    /// Allocations of this size and more get their own mapping: hyper's
-    /// 8 KB connection buffers and up.
-    const MMAP_FROM_BYTES: i32 = 8 * 1024;
-    // SAFETY: mallopt only changes a tunable of the allocator.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM_BYTES);
-    }
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
     }
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn map_large_buffers() {}
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_free_memory() {}

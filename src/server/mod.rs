@@ -44,7 +44,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let upstream = Upstream::new(settings.clone())?;
     let state = AppState::new(upstream);
-    let trimmer = memory::manage(state.clone());
+    let trimmer = memory::spawn_idle_trim(state.clone());
     let service = warp::service(routes::routes(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     let builder = auto::Builder::new(TokioExecutor::new());
