@@ -11,7 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -85,7 +85,46 @@ struct Passthrough<S> {
     _in_flight: InFlight,
 }
 
-impl<S> Passthrough<S> {
+impl<S> Passthrough<S>
+where
+    S: Stream<Item = Result<Bytes, Error>>,
+{
+    fn next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if let Some(first) = self.pending.take() {
+            return Poll::Ready(Some(first));
+        }
+        if self.aborted.as_mut().poll(cx).is_ready() {
+            return self.fail(StreamFault::ShuttingDown, "the proxy is shutting down");
+        }
+        match ready!(self.chunks.as_mut().poll_next(cx)) {
+            Some(Ok(chunk)) => {
+                self.tail.push(&chunk);
+                Poll::Ready(Some(chunk))
+            }
+            Some(Err(error)) => {
+                let fault = match error {
+                    Error::Timeout { .. } => StreamFault::Timeout,
+                    _ => StreamFault::Disconnected,
+                };
+                self.fail(fault, &error.to_string())
+            }
+            None if self.provider.stream_is_complete(self.tail.bytes()) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            None => {
+                let message = format!(
+                    "{} closed the stream before its end marker",
+                    self.provider.name()
+                );
+                self.fail(StreamFault::Disconnected, &message)
+            }
+        }
+    }
+
     /// Ends the stream with one event in the provider's error format.
     fn fail(&mut self, fault: StreamFault, message: &str) -> Poll<Option<Bytes>> {
         self.ended = true;
@@ -100,46 +139,6 @@ where
     type Item = Result<Bytes, std::convert::Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        if let Some(first) = this.pending.take() {
-            return Poll::Ready(Some(Ok(first)));
-        }
-        if this.aborted.as_mut().poll(cx).is_ready() {
-            return this
-                .fail(StreamFault::ShuttingDown, "the proxy is shutting down")
-                .map(|e| e.map(Ok));
-        }
-        let polled = match this.chunks.as_mut().poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(polled) => polled,
-        };
-        let outcome = match polled {
-            Some(Ok(chunk)) => {
-                this.tail.push(&chunk);
-                Poll::Ready(Some(chunk))
-            }
-            Some(Err(error)) => {
-                let fault = match error {
-                    Error::Timeout { .. } => StreamFault::Timeout,
-                    _ => StreamFault::Disconnected,
-                };
-                this.fail(fault, &error.to_string())
-            }
-            None if this.provider.stream_is_complete(this.tail.bytes()) => {
-                this.ended = true;
-                Poll::Ready(None)
-            }
-            None => {
-                let message = format!(
-                    "{} closed the stream before its end marker",
-                    this.provider.name()
-                );
-                this.fail(StreamFault::Disconnected, &message)
-            }
-        };
-        outcome.map(|chunk| chunk.map(Ok))
+        self.next_chunk(cx).map(|chunk| chunk.map(Ok))
     }
 }
