@@ -357,8 +357,12 @@ impl Drop for OpenStream {
 /// Waits (at most `limit`) until the mock serves no stream, so that the
 /// proxy has let go of the previous round's before the next one.
 fn wait_for_streams_to_close(limit: Duration) -> bool {
+    wait_for_open_streams_at_most(0, limit)
+}
+
+fn wait_for_open_streams_at_most(open: usize, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    while MOCK_STREAMS.load(Ordering::Acquire) > 0 {
+    while MOCK_STREAMS.load(Ordering::Acquire) > open {
         if Instant::now() > deadline {
             return false;
         }
@@ -943,6 +947,30 @@ async fn hold_streams(endpoint: Arc<Endpoint>, count: usize, pid: u32) -> Result
         opened,
         seconds_to_open,
     })
+}
+
+/// Holds one slow stream open through the proxy until `release` fires, so
+/// that the proxy is never idle in between (and never runs its idle trim).
+async fn hold_one_stream(
+    endpoint: Arc<Endpoint>,
+    opened: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+) -> Result<()> {
+    let mut conn = Conn::open(endpoint.addr).await?;
+    let response = conn.start(endpoint.request()).await?;
+    if response.status() != StatusCode::OK {
+        bail!("status {}", response.status());
+    }
+    let mut body = response.into_body();
+    conn.frame(&mut body).await?.context("no first chunk")?;
+    let _ = opened.send(());
+    let mut release = std::pin::pin!(release);
+    loop {
+        tokio::select! {
+            _ = release.as_mut() => return Ok(()),
+            frame = conn.frame(&mut body) => if frame?.is_none() { bail!("stream ended early") },
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1864,6 +1892,44 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
             std::thread::sleep(Duration::from_millis(200));
         }
         json_runs.insert("memory".into(), Value::Array(runs));
+
+        // The same rounds while one more stream stays open throughout: the
+        // proxy never has an idle moment, as under load that never pauses.
+        let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        let sentinel = runtime.spawn(hold_one_stream(
+            endpoint(Side::Proxied, Provider::OpenAi, hold_plan),
+            opened_tx,
+            release_rx,
+        ));
+        runtime
+            .block_on(opened_rx)
+            .map_err(|_| anyhow!("the stream kept open across rounds could not be opened"))?;
+        let mut churn_kib = Vec::new();
+        let mut churn_runs = Vec::new();
+        for rep in 0..reps {
+            eprintln!(
+                "[memory] {} open streams, no idle moment between rounds, rep {}/{reps}",
+                plan.open_streams,
+                rep + 1
+            );
+            let held = runtime.block_on(hold_streams(
+                endpoint(Side::Proxied, Provider::OpenAi, hold_plan),
+                plan.open_streams,
+                proxy.pid(),
+            ))?;
+            churn_runs
+                .push(json!({"rep": rep, "open_streams": held.opened, "rss_kib": held.rss_kib}));
+            churn_kib.push(held.rss_kib as f64);
+            if !wait_for_open_streams_at_most(1, Duration::from_secs(10)) {
+                eprintln!("warning: the proxy still holds upstream streams after 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = release_tx.send(());
+        runtime.block_on(sentinel)??;
+        json_runs.insert("memory_no_idle".into(), Value::Array(churn_runs));
+
         let held = mb(median(&held_kib));
         rows.push(Row::new(
             format!("proxy RSS, {} open streams", plan.open_streams),
@@ -1873,6 +1939,22 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
             format!("first round {:.1} MB", mb(held_kib[0])),
             "<= 50 MB",
             verdict(held <= 50.0, format!("({:+.1} MB)", held - 50.0)),
+        ));
+        rows.push(Row::new(
+            "  the same, no idle moment between rounds",
+            "-",
+            "-",
+            format!("{:.1} MB", mb(median(&churn_kib))),
+            format!(
+                "rounds {}",
+                churn_kib
+                    .iter()
+                    .map(|k| format!("{:.1}", mb(*k)))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ),
+            "(reported)",
+            String::new(),
         ));
     }
     drop(profiler);
