@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -47,7 +47,8 @@ pub async fn serve(
     let trimmer = memory::spawn_idle_trim(state.clone());
     let service = warp::service(routes::routes(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: no protocol sniffing on each new connection.
+    let builder = http1::Builder::new();
     let connections = GracefulShutdown::new();
 
     loop {
@@ -65,12 +66,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(service.clone());
-        let connection = builder
-            .serve_connection(
-                TokioIo::new(stall::WriteTimeout::new(stream, settings.timeout)),
-                service,
-            )
-            .into_owned();
+        let connection = builder.serve_connection(
+            TokioIo::new(stall::WriteTimeout::new(stream, settings.timeout)),
+            service,
+        );
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
