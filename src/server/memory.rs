@@ -5,7 +5,7 @@
 //! soak test and massif show this). Worse, the next burst is carved from
 //! those dirty pages: hyper's 8 to 16 KB connection buffers, of which a
 //! stream touches a page or two, then count in full (1,000 open streams
-//! took about 48 MB on a clean heap and 61 to 67 MB on a churned one).
+//! took about 42 MB on a clean heap and 50 to 55 MB on a churned one).
 //!
 //! So the moment the server becomes idle (no request or stream in flight)
 //! after requests ran, `malloc_trim` releases the free pages, at most once
@@ -14,8 +14,8 @@
 //!
 //! Tried and not kept: `mallopt(M_MMAP_THRESHOLD, 8 KiB)`, which maps those
 //! buffers fresh so that only touched pages count whatever the heap's
-//! history. It kept 1,000 open streams at about 46 MB even without a
-//! pause, but hyper re-allocates a read buffer on most requests, and the
+//! history. It kept 1,000 open streams near the clean-heap figure even
+//! without a pause, but hyper re-allocates a read buffer on most requests, and the
 //! `munmap` that follows costs cross-CPU TLB flushes: stream TTFB grew by
 //! 0.2 to 1.9 ms (README, Performance).
 
