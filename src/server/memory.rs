@@ -15,9 +15,9 @@
 //! Tried and not kept: `mallopt(M_MMAP_THRESHOLD, 8 KiB)`, which maps those
 //! buffers fresh so that only touched pages count whatever the heap's
 //! history. It kept 1,000 open streams near the clean-heap figure even
-//! without a pause, but hyper re-allocates a read buffer on most requests, and the
-//! `munmap` that follows costs cross-CPU TLB flushes: stream TTFB grew by
-//! 0.2 to 1.9 ms (README, Performance).
+//! without a pause, but hyper re-allocates a read buffer on most requests,
+//! and the `munmap` that follows costs cross-CPU TLB flushes: stream TTFB
+//! grew by 0.2 to 1.9 ms (README, Performance).
 
 use std::time::Duration;
 
