@@ -1858,39 +1858,45 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
 
     // 4. Memory with many open streams.
     if phase("memory") {
-        let mut held_kib = Vec::new();
-        let mut runs = Vec::new();
         let hold_plan = Some((600, Duration::from_secs(1)));
-        for rep in 0..reps {
-            eprintln!(
-                "[memory] {} open streams, rep {}/{reps}",
-                plan.open_streams,
-                rep + 1
-            );
-            let held = runtime.block_on(hold_streams(
-                endpoint(Side::Proxied, Provider::OpenAi, hold_plan),
-                plan.open_streams,
-                proxy.pid(),
-            ))?;
-            if held.opened < plan.open_streams {
-                bail!(
-                    "only {} of {} streams could be opened through the proxy",
-                    held.opened,
-                    plan.open_streams
+        // `reps` rounds of streams; `also_open` more stay open throughout.
+        let rounds = |label: &str, also_open: usize| -> Result<(Vec<f64>, Vec<Value>)> {
+            let mut kib = Vec::new();
+            let mut runs = Vec::new();
+            for rep in 0..reps {
+                eprintln!(
+                    "[memory] {} open streams{label}, rep {}/{reps}",
+                    plan.open_streams,
+                    rep + 1
                 );
+                let held = runtime.block_on(hold_streams(
+                    endpoint(Side::Proxied, Provider::OpenAi, hold_plan),
+                    plan.open_streams,
+                    proxy.pid(),
+                ))?;
+                if held.opened < plan.open_streams {
+                    bail!(
+                        "only {} of {} streams could be opened through the proxy",
+                        held.opened,
+                        plan.open_streams
+                    );
+                }
+                runs.push(json!({
+                    "rep": rep, "open_streams": held.opened, "rss_kib": held.rss_kib,
+                    "seconds_to_open": held.seconds_to_open,
+                }));
+                kib.push(held.rss_kib as f64);
+                // The proxy notices a closed client at its next chunk (a
+                // second later at most): the next round starts once all of
+                // this round's are gone.
+                if !wait_for_open_streams_at_most(also_open, Duration::from_secs(10)) {
+                    eprintln!("warning: the proxy still holds upstream streams after 10 s");
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
-            runs.push(json!({
-                "rep": rep, "open_streams": held.opened, "rss_kib": held.rss_kib,
-                "seconds_to_open": held.seconds_to_open,
-            }));
-            held_kib.push(held.rss_kib as f64);
-            // The proxy notices a closed client at its next chunk (a second
-            // later at most): the next round starts once all are gone.
-            if !wait_for_streams_to_close(Duration::from_secs(10)) {
-                eprintln!("warning: the proxy still holds upstream streams after 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            Ok((kib, runs))
+        };
+        let (held_kib, runs) = rounds("", 0)?;
         json_runs.insert("memory".into(), Value::Array(runs));
 
         // The same rounds while one more stream stays open throughout: the
@@ -1905,27 +1911,7 @@ fn run(plan: &Plan, only: &[String]) -> Result<()> {
         runtime
             .block_on(opened_rx)
             .map_err(|_| anyhow!("the stream kept open across rounds could not be opened"))?;
-        let mut churn_kib = Vec::new();
-        let mut churn_runs = Vec::new();
-        for rep in 0..reps {
-            eprintln!(
-                "[memory] {} open streams, no idle moment between rounds, rep {}/{reps}",
-                plan.open_streams,
-                rep + 1
-            );
-            let held = runtime.block_on(hold_streams(
-                endpoint(Side::Proxied, Provider::OpenAi, hold_plan),
-                plan.open_streams,
-                proxy.pid(),
-            ))?;
-            churn_runs
-                .push(json!({"rep": rep, "open_streams": held.opened, "rss_kib": held.rss_kib}));
-            churn_kib.push(held.rss_kib as f64);
-            if !wait_for_open_streams_at_most(1, Duration::from_secs(10)) {
-                eprintln!("warning: the proxy still holds upstream streams after 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let (churn_kib, churn_runs) = rounds(", no idle moment between rounds", 1)?;
         let _ = release_tx.send(());
         runtime.block_on(sentinel)??;
         json_runs.insert("memory_no_idle".into(), Value::Array(churn_runs));
