@@ -892,26 +892,12 @@ async fn hold_streams(endpoint: Arc<Endpoint>, count: usize, pid: u32) -> Result
             let mut released = std::pin::pin!(released);
             released.as_mut().enable();
             let permit = connecting.acquire_owned().await;
-            let outcome: Result<()> = async {
-                let mut conn = Conn::open(endpoint.addr).await?;
-                let response = conn.start(endpoint.request()).await?;
-                if response.status() != StatusCode::OK {
-                    bail!("status {}", response.status());
-                }
-                let mut body = response.into_body();
-                conn.frame(&mut body).await?.context("no first chunk")?;
+            let opened = || {
                 drop(permit);
                 ready.fetch_add(1, Ordering::AcqRel);
                 ready_signal.notify_one();
-                // Keep reading (one chunk a second) until released.
-                loop {
-                    tokio::select! {
-                        _ = released.as_mut() => return Ok(()),
-                        frame = conn.frame(&mut body) => if frame?.is_none() { bail!("stream ended early") },
-                    }
-                }
-            }
-            .await;
+            };
+            let outcome = hold_stream(&endpoint, opened, released.as_mut()).await;
             if outcome.is_err() {
                 ready_signal.notify_one();
             }
@@ -949,12 +935,13 @@ async fn hold_streams(endpoint: Arc<Endpoint>, count: usize, pid: u32) -> Result
     })
 }
 
-/// Holds one slow stream open through the proxy until `release` fires, so
-/// that the proxy is never idle in between (and never runs its idle trim).
-async fn hold_one_stream(
-    endpoint: Arc<Endpoint>,
-    opened: tokio::sync::oneshot::Sender<()>,
-    release: tokio::sync::oneshot::Receiver<()>,
+/// Opens one slow stream through the proxy, calls `opened` once its first
+/// chunk has arrived, then keeps reading (a chunk a second) until `release`
+/// resolves.
+async fn hold_stream(
+    endpoint: &Endpoint,
+    opened: impl FnOnce(),
+    release: impl Future<Output = ()>,
 ) -> Result<()> {
     let mut conn = Conn::open(endpoint.addr).await?;
     let response = conn.start(endpoint.request()).await?;
@@ -963,7 +950,7 @@ async fn hold_one_stream(
     }
     let mut body = response.into_body();
     conn.frame(&mut body).await?.context("no first chunk")?;
-    let _ = opened.send(());
+    opened();
     let mut release = std::pin::pin!(release);
     loop {
         tokio::select! {
@@ -971,6 +958,22 @@ async fn hold_one_stream(
             frame = conn.frame(&mut body) => if frame?.is_none() { bail!("stream ended early") },
         }
     }
+}
+
+/// Holds one stream open until `release` fires, so that the proxy is never
+/// idle in between (and never runs its idle trim).
+async fn hold_one_stream(
+    endpoint: Arc<Endpoint>,
+    opened: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
+) -> Result<()> {
+    let opened = || {
+        let _ = opened.send(());
+    };
+    let release = async {
+        let _ = release.await;
+    };
+    hold_stream(&endpoint, opened, release).await
 }
 
 // ---------------------------------------------------------------------------
