@@ -268,6 +268,17 @@ async fn a_client_that_stops_reading_does_not_hold_the_upstream() {
         "everything was buffered: {} bytes",
         sink.len()
     );
+    // The stream had started, and it is cut rather than ended: no final
+    // chunk, so the client can tell it is truncated.
+    assert!(
+        sink.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &sink[..sink.len().min(64)]
+    );
+    assert!(
+        !sink.ends_with(b"0\r\n\r\n"),
+        "the cut stream looks complete"
+    );
 }
 
 #[tokio::test]

@@ -127,19 +127,29 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
     }
 
-    #[tokio::test]
-    async fn a_reader_that_keeps_up_is_never_cut() {
+    // Simulated time: the reader takes 60 ms per read, 20 reads in all, so
+    // the writer waits 1.2 s in total but never 100 ms at once.
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_restarts_whenever_a_write_progresses() {
         let (client, mut server) = tokio::io::duplex(64);
-        let mut conn = WriteTimeout::new(client, Duration::from_secs(10));
+        let mut conn = WriteTimeout::new(client, Duration::from_millis(100));
         let reader = tokio::spawn(async move {
-            let mut all = Vec::new();
-            server.read_to_end(&mut all).await.map(|_| all.len())
+            let mut total = 0;
+            let mut buf = [0; 64];
+            loop {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                match server.read(&mut buf).await {
+                    Ok(0) | Err(_) => return total,
+                    Ok(n) => total += n,
+                }
+            }
         });
-        // Many times the pipe's capacity: most writes wait for the reader.
-        for _ in 0..100 {
-            conn.write_all(&[7; 1000]).await.unwrap();
+        let started = tokio::time::Instant::now();
+        for _ in 0..20 {
+            conn.write_all(&[7; 64]).await.unwrap();
         }
         conn.shutdown().await.unwrap();
-        assert_eq!(reader.await.unwrap().unwrap(), 100_000);
+        assert_eq!(reader.await.unwrap(), 20 * 64);
+        assert!(started.elapsed() > Duration::from_millis(1000));
     }
 }
