@@ -148,12 +148,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// A file of `../shared/fixtures`, for the adapters' unit tests.
+/// The recorded upstream payloads of `tests/fixtures`: one loader for the
+/// unit tests, the integration tests and the benchmark.
 #[cfg(test)]
-pub(crate) fn test_fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+#[path = "../../tests/common/fixtures.rs"]
+pub(crate) mod fixtures;
+#[cfg(test)]
+pub(crate) use fixtures::fixture as test_fixture;
 
 #[cfg(test)]
 mod tests {

@@ -15,10 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Notify};
 
-pub fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
-}
+mod fixtures;
+pub use fixtures::fixture;
 
 /// One request as the mock upstream received it.
 #[derive(Debug, Clone)]
