@@ -19,7 +19,9 @@ pub enum Error {
     BodyTooLarge { limit: u64 },
     #[error("unknown provider '{name}'; supported: {}", crate::providers::provider_names().collect::<Vec<_>>().join(", "))]
     UnknownProvider { name: String },
-    #[error("missing API key: send it in the X-API-Key header")]
+    /// No key for a provider that needs one (each front-end says where
+    /// its key comes from).
+    #[error("missing API key")]
     MissingApiKey,
 
     /// The upstream answered with a non-2xx status.

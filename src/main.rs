@@ -1,6 +1,10 @@
-//! The binary: loads `.env`, parses the command line, and alone decides the
-//! exit code (0 ok, 1 upstream or network failure, 2 usage, 130 Ctrl-C; a
-//! closed stdout pipe counts as success).
+//! The binary: loads `.env`, parses the command line, and decides the exit
+//! code (0 ok, 1 upstream or network failure, 2 usage, 130 Ctrl-C; a closed
+//! stdout pipe counts as success).
+//!
+//! One exception: when Ctrl-C arrives while `chat`/`stream` is blocked
+//! writing to a stdout pipe nobody reads, the command can never return here,
+//! so the watchdog in `cli::terminal` exits with 130 itself.
 
 use std::io::Write;
 use std::process::ExitCode;

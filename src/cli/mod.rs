@@ -6,6 +6,7 @@ mod chat;
 pub mod exit;
 mod output;
 mod prompt;
+mod stream;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -54,7 +55,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 args.prompt,
                 true,
                 move |upstream, provider, request, key| async move {
-                    chat::stream(&upstream, provider, &request, &key, raw).await
+                    stream::stream(&upstream, provider, &request, &key, raw).await
                 },
             )
         }
@@ -83,7 +84,8 @@ where
         .map_err(anyhow::Error::from)?;
     runtime.block_on(async move {
         // Stdout writes block: when a pipe reader stops reading, the command
-        // cannot see Ctrl-C. The watchdog exits for it after a short grace.
+        // cannot see Ctrl-C. The watchdog exits for it after a short grace:
+        // the one exit code decided outside `main` (see its module doc).
         tokio::spawn(async {
             if tokio::signal::ctrl_c().await.is_ok() {
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;

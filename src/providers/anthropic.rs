@@ -5,8 +5,8 @@ use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    contains, normalize_stop_reason, secret_header, ChatProvider, ChatRequest, ChatResponse, Role,
-    StreamEvent, StreamFault, UpstreamRequest, Usage, JSON,
+    contains, normalize_stop_reason, secret_header, ChatProvider, ChatRequest, ChatResponse,
+    Message, Role, StreamEvent, StreamFault, UpstreamRequest, Usage, JSON,
 };
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -19,15 +19,16 @@ struct Body<'a> {
     max_tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<String>,
-    messages: Vec<&'a super::Message>,
+    messages: Vec<&'a Message>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
 }
 
+/// A non-streamed Messages API reply.
 #[derive(Deserialize)]
-struct Message {
+struct Reply {
     id: String,
     model: String,
     #[serde(default)]
@@ -137,7 +138,7 @@ impl ChatProvider for Anthropic {
     }
 
     fn normalize(&self, body: &[u8]) -> std::result::Result<ChatResponse, String> {
-        let message: Message = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let message: Reply = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let content = message
             .content
             .into_iter()
@@ -212,7 +213,6 @@ impl ChatProvider for Anthropic {
 mod tests {
     use super::*;
     use crate::providers::test_fixture as fixture;
-    use crate::providers::Message as Msg;
 
     fn settings() -> Settings {
         let mut s = Settings::from_lookup(|_| None).unwrap();
@@ -220,8 +220,8 @@ mod tests {
         s
     }
 
-    fn msg(role: Role, content: &str) -> Msg {
-        Msg {
+    fn msg(role: Role, content: &str) -> Message {
+        Message {
             role,
             content: content.into(),
         }

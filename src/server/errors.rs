@@ -46,6 +46,10 @@ pub fn error_reply(error: &Error) -> Response {
             insert_passthrough(reply.headers_mut(), headers);
             reply
         }
+        Error::MissingApiKey => detail_reply(
+            status,
+            json_string("missing API key: send it in the X-API-Key header").as_bytes(),
+        ),
         other => detail_reply(status, json_string(&other.to_string()).as_bytes()),
     };
     if matches!(error, Error::Saturated | Error::ShuttingDown) {

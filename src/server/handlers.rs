@@ -1,15 +1,13 @@
 //! Request handlers: each returns a finished reply, errors included.
 
-use std::time::Instant;
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use warp::http::{header, HeaderValue, StatusCode};
 use warp::reply::Response;
 
 use super::errors::{error_reply, insert_passthrough, json_reply};
-use super::log_fields::{Escaped, Millis};
 use super::passthrough::stream_reply;
+use super::request_log::RequestLog;
 use super::state::AppState;
 use crate::error::{Error, Result};
 use crate::providers::{self, ChatRequest};
@@ -41,70 +39,60 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
-    let started = Instant::now();
-    let mut model = None;
-    let mut reply = match chat_reply(
-        &provider_name,
-        api_key,
-        content_length,
-        body,
-        &state,
-        &mut model,
-    )
-    .await
-    {
-        Ok(reply) => reply,
-        Err(error) => error_reply(&error),
-    };
+    let (log, reply) = chat_reply(provider_name, api_key, content_length, body, &state).await;
+    let mut reply = reply.unwrap_or_else(|error| error_reply(&error));
     if state.is_draining() {
         reply
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    // One line per request; never the key, never message content.
-    tracing::info!(
-        method = "POST",
-        path = %format_args!("/v1/chat/{}", Escaped(&provider_name)),
-        provider = %Escaped(&provider_name),
-        model = %Escaped(model.as_deref().unwrap_or("-")),
-        status = reply.status().as_u16(),
-        duration_ms = %Millis(started.elapsed()),
-        "request"
-    );
+    log.write(reply.status().as_u16());
     reply
 }
 
+/// The reply, and the log record of what the request turned out to be.
 async fn chat_reply<S, B>(
-    provider_name: &str,
+    provider_name: String,
     api_key: Option<String>,
     content_length: Option<u64>,
     body: S,
     state: &AppState,
-    model: &mut Option<String>,
-) -> Result<Response>
+) -> (RequestLog, Result<Response>)
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
-    if state.is_draining() {
-        return Err(Error::ShuttingDown);
+    let mut log = RequestLog::start(&provider_name);
+    let reply = async {
+        if state.is_draining() {
+            return Err(Error::ShuttingDown);
+        }
+        let provider = providers::provider(&provider_name)?;
+        let api_key = api_key
+            .filter(|k| !k.trim().is_empty())
+            .ok_or(Error::MissingApiKey)?;
+        let limit = state.upstream.settings().max_body_bytes;
+        let body = read_body(body, content_length, limit).await?;
+        let request = ChatRequest::from_json(&body)?;
+        log.model = Some(request.model.clone());
+        forward(provider, &request, api_key.trim(), state).await
     }
-    let provider = providers::provider(provider_name)?;
-    let api_key = api_key
-        .filter(|k| !k.trim().is_empty())
-        .ok_or(Error::MissingApiKey)?;
-    let limit = state.upstream.settings().max_body_bytes;
-    let body = read_body(body, content_length, limit).await?;
-    let request = ChatRequest::from_json(&body)?;
-    *model = Some(request.model.clone());
+    .await;
+    (log, reply)
+}
 
+/// Sends a valid request upstream and answers its reply (normalized, or
+/// streamed through), unless the shutdown grace period runs out first.
+async fn forward(
+    provider: &'static dyn providers::ChatProvider,
+    request: &ChatRequest,
+    api_key: &str,
+    state: &AppState,
+) -> Result<Response> {
     let in_flight = state.track();
     let aborted = state.aborted();
     let work = async {
-        let upstream = state
-            .upstream
-            .send(provider, &request, api_key.trim())
-            .await?;
+        let upstream = state.upstream.send(provider, request, api_key).await?;
         if request.stream {
             return stream_reply(upstream, state, in_flight).await;
         }

@@ -7,12 +7,13 @@
 
 mod errors;
 mod handlers;
+mod idle_trim;
 mod log_fields;
-mod memory;
 mod passthrough;
+mod request_log;
 mod routes;
-mod stall;
 mod state;
+mod write_timeout;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -44,7 +45,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let upstream = Upstream::new(settings.clone())?;
     let state = AppState::new(upstream);
-    let trimmer = memory::spawn_idle_trim(state.clone());
+    let trimmer = idle_trim::spawn_idle_trim(state.clone());
     let service = warp::service(routes::routes(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
     // HTTP/1.1 only: no protocol sniffing on each new connection.
@@ -67,7 +68,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(service.clone());
         let connection = builder.serve_connection(
-            TokioIo::new(stall::WriteTimeout::new(stream, settings.timeout)),
+            TokioIo::new(write_timeout::WriteTimeout::new(stream, settings.timeout)),
             service,
         );
         let connection = connections.watch(connection);

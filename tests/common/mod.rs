@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Notify};
 
 mod fixtures;
+#[allow(unused_imports)]
 pub use fixtures::fixture;
 
 /// One request as the mock upstream received it.

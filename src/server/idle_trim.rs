@@ -4,8 +4,7 @@
 //! stays at its high-water mark even though the heap is back to idle (the
 //! soak test and massif show this). Worse, the next burst is carved from
 //! those dirty pages: hyper's 8 to 16 KB connection buffers, of which a
-//! stream touches a page or two, then count in full (1,000 open streams
-//! took about 42 MB on a clean heap and 50 to 55 MB on a churned one).
+//! stream touches a page or two, then count in full.
 //!
 //! So the moment the server becomes idle (no request or stream in flight)
 //! after requests ran, `malloc_trim` releases the free pages, at most once
@@ -14,10 +13,9 @@
 //!
 //! Tried and not kept: `mallopt(M_MMAP_THRESHOLD, 8 KiB)`, which maps those
 //! buffers fresh so that only touched pages count whatever the heap's
-//! history. It kept 1,000 open streams near the clean-heap figure even
-//! without a pause, but hyper re-allocates a read buffer on most requests,
-//! and the `munmap` that follows costs cross-CPU TLB flushes: stream TTFB
-//! grew by 0.2 to 1.9 ms (README, Performance).
+//! history, but hyper re-allocates a read buffer on most requests, and the
+//! `munmap` that follows costs cross-CPU TLB flushes on the streams' time
+//! to first byte (figures in docs/performance.md).
 
 use std::time::Duration;
 
