@@ -17,8 +17,8 @@ pub enum Error {
     InvalidField { field: String, message: String },
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge { limit: u64 },
-    #[error("unknown provider '{name}'; supported: {}", crate::providers::provider_names().collect::<Vec<_>>().join(", "))]
-    UnknownProvider { name: String },
+    #[error("unknown provider '{name}'; supported: {known}")]
+    UnknownProvider { name: String, known: String },
     /// No key for a provider that needs one (each front-end says where
     /// its key comes from).
     #[error("missing API key")]

@@ -9,8 +9,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-use llmproxy::cli::{self, Cli};
+use llmproxy::cli;
+use llmproxy::config::Settings;
 
 fn main() -> ExitCode {
     // Before parsing, so clap's `env` attributes see `.env` values too; it
@@ -21,8 +21,17 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr(), "warning: .env: {error}");
         }
     }
-    let cli = Cli::parse();
-    match cli::run(cli) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Settings before parsing: the config file adds provider names that
+    // clap must accept. A configuration error is reported by the command
+    // that needs the settings (so `--help` still works).
+    let settings = Settings::from_env(cli::args::config_flag(&args).as_deref());
+    let names = settings
+        .as_ref()
+        .ok()
+        .map(|settings| settings.providers.names().collect());
+    let cli = cli::args::parse_with(names, args);
+    match cli::run(cli, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             failure.report();

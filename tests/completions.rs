@@ -73,16 +73,16 @@ fn committed_completions_match_the_cli_definition() {
 fn completions_offer_the_providers_and_subcommands() {
     let bash = String::from_utf8(generated(Shell::Bash)).unwrap();
     assert!(
-        bash.contains("openai anthropic"),
+        bash.contains("openai anthropic gemini ollama groq openrouter deepseek mistral"),
         "bash lacks the providers"
     );
     let zsh = String::from_utf8(generated(Shell::Zsh)).unwrap();
     assert!(
-        zsh.contains(":(openai anthropic)"),
+        zsh.contains(":(openai anthropic gemini ollama groq openrouter deepseek mistral)"),
         "zsh lacks the providers"
     );
     let fish = String::from_utf8(generated(Shell::Fish)).unwrap();
-    for subcommand in ["chat", "stream", "serve", "completions"] {
+    for subcommand in ["chat", "stream", "serve", "providers", "completions"] {
         assert!(
             fish.contains(&format!("-a \"{subcommand}\"")),
             "fish lacks {subcommand}"
@@ -91,18 +91,38 @@ fn completions_offer_the_providers_and_subcommands() {
     // --messages completes file names; free text such as --model does not.
     assert!(zsh.contains(":FILE:_files"), "zsh: --messages");
     assert!(
-        zsh.contains("'--model=[Model name, as the provider spells it]:MODEL:' \\"),
+        zsh.contains("'--model=[Model name, as the provider spells it \\[default\\: an alias'\\''s model\\]]:MODEL:' \\"),
         "zsh: --model should not complete file names"
     );
 }
 
-/// The binary and the library's `Cli` produce the same script: nothing
-/// in `main` changes the command before generating.
+/// The binary and the library's command produce the same script: nothing
+/// in `main` changes the command before generating but the provider names.
 #[test]
 fn binary_and_library_definition_agree() {
-    use clap::CommandFactory;
-    let mut command = llmproxy::cli::Cli::command();
+    let names = llmproxy::providers::BUILTIN_NAMES.to_vec();
+    let mut command = llmproxy::cli::args::command_with(Some(names));
     let mut in_process = Vec::new();
     clap_complete::generate(Shell::Fish, &mut command, "llmproxy", &mut in_process);
     assert!(in_process == generated(Shell::Fish));
+}
+
+/// Providers and aliases of the config file complete too.
+#[test]
+fn configured_providers_and_aliases_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[providers.vllm]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n[models.fast]\nprovider = \"vllm\"\nmodel = \"m\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_llmproxy"))
+        .args(["--config", &config.to_string_lossy(), "completions", "bash"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let bash = String::from_utf8(output.stdout).unwrap();
+    assert!(bash.contains("deepseek mistral vllm fast"), "{bash}");
 }

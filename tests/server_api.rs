@@ -391,13 +391,13 @@ async fn client_errors_are_json_with_the_right_status() {
     let url = proxy.chat_url("openai");
     let good = chat_body("m", false).to_string();
 
-    let (status, body) = raw_post(&proxy.chat_url("gemini"), Some("k"), good.clone()).await;
+    let (status, body) = raw_post(&proxy.chat_url("nope"), Some("k"), good.clone()).await;
     assert_eq!(status, 404);
     assert!(
         body["detail"]
             .as_str()
             .unwrap()
-            .contains("openai, anthropic"),
+            .contains("openai, anthropic, gemini, ollama, groq, openrouter, deepseek, mistral"),
         "{body}"
     );
 

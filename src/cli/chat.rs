@@ -6,14 +6,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::exit::Failure;
 use super::output::Output;
-use crate::providers::{ChatProvider, ChatRequest, Upstream};
+use crate::providers::{ChatRequest, Provider, Upstream};
 
 /// Sends the request and prints the reply text (or its JSON) once complete.
 pub async fn chat(
     upstream: &Upstream,
-    provider: &'static dyn ChatProvider,
+    provider: &'static Provider,
     request: &ChatRequest,
-    api_key: &str,
+    api_key: Option<&str>,
     json: bool,
 ) -> Result<(), Failure> {
     let spinner = Spinner::start();

@@ -6,33 +6,45 @@ mod chat;
 pub mod exit;
 mod output;
 mod prompt;
+mod providers;
 mod stream;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use clap::CommandFactory;
 use tokio::net::TcpListener;
 
 pub use args::Cli;
 use args::{Command, PromptArgs, ServeArgs};
 pub use exit::Failure;
 
-use crate::config::Settings;
-use crate::providers::{self, ChatProvider, Upstream};
+use crate::config::{ConfigError, Settings};
+use crate::providers::{ChatRequest, Provider, Registry, Upstream};
 
-/// Runs the parsed command line to completion.
-pub fn run(cli: Cli) -> Result<(), Failure> {
+/// Runs the parsed command line to completion, with the settings `main`
+/// resolved (their error is reported by the commands that need them).
+pub fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> Result<(), Failure> {
     match cli.command {
         Command::Completions { shell } => {
-            let mut command = Cli::command();
+            let names = settings.ok().map(|s| s.providers.names().collect());
+            let mut command = args::command_with(names);
             let mut stdout = Vec::new();
             clap_complete::generate(shell, &mut command, "llmproxy", &mut stdout);
             output::Output::default().write(&stdout)
         }
+        Command::Providers { json } => providers::list(&settings?, json),
         Command::Serve(args) => {
+            let settings = Arc::new(settings?);
+            if args.check_config {
+                let registry = &settings.providers;
+                let line = format!(
+                    "configuration is valid: {} providers, {} model aliases\n",
+                    registry.providers().len(),
+                    registry.aliases().len()
+                );
+                return output::Output::default().write(line.as_bytes());
+            }
             init_logging("info");
-            let settings = Arc::new(Settings::from_env()?);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -43,9 +55,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let json = args.json;
             terminal(
                 args.prompt,
+                settings,
                 false,
                 move |upstream, provider, request, key| async move {
-                    chat::chat(&upstream, provider, &request, &key, json).await
+                    chat::chat(&upstream, provider, &request, key.as_deref(), json).await
                 },
             )
         }
@@ -53,27 +66,38 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let raw = args.raw;
             terminal(
                 args.prompt,
+                settings,
                 true,
                 move |upstream, provider, request, key| async move {
-                    stream::stream(&upstream, provider, &request, &key, raw).await
+                    stream::stream(&upstream, provider, &request, key.as_deref(), raw).await
                 },
             )
         }
     }
 }
 
-/// Shared set-up of `chat` and `stream`: settings, key, prompt, runtime,
-/// and Ctrl-C (which drops the upstream request and exits 130).
-fn terminal<F, Fut>(args: PromptArgs, stream: bool, command: F) -> Result<(), Failure>
+/// Shared set-up of `chat` and `stream`: settings, provider or alias, key,
+/// prompt, runtime, and Ctrl-C (which drops the upstream request and exits
+/// 130).
+fn terminal<F, Fut>(
+    args: PromptArgs,
+    settings: Result<Settings, ConfigError>,
+    stream: bool,
+    command: F,
+) -> Result<(), Failure>
 where
-    F: FnOnce(Upstream, &'static dyn ChatProvider, providers::ChatRequest, String) -> Fut,
+    F: FnOnce(Upstream, &'static Provider, ChatRequest, Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     init_logging("warn");
-    let settings = Arc::new(Settings::from_env()?);
-    let provider = providers::provider(&args.provider)?;
-    let api_key = api_key(&args, provider)?;
-    let request = prompt::build_request(&args, prompt::Stdin::from_process(), stream)?;
+    let settings = Arc::new(settings?);
+    let target = Target::resolve(&settings.providers, &args)?;
+    let api_key = api_key(&args, target.provider)?;
+    let mut request =
+        prompt::build_request(&args, target.model, prompt::Stdin::from_process(), stream)?;
+    request.max_tokens = request.max_tokens.or(target.max_tokens);
+    request.temperature = request.temperature.or(target.temperature);
+    let provider = target.provider;
     let upstream = Upstream::new(settings)?;
     // One worker thread besides the main one: the command runs on the main
     // thread, the Ctrl-C watchdog on the worker.
@@ -102,14 +126,72 @@ where
     })
 }
 
-fn api_key(args: &PromptArgs, provider: &dyn ChatProvider) -> Result<String, Failure> {
-    let variable = provider.api_key_variable();
-    args.api_key
+/// What the first argument of `chat`/`stream` and `-m` resolve to.
+struct Target {
+    provider: &'static Provider,
+    model: String,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+}
+
+impl Target {
+    /// An alias gives its provider, model and defaults (`-m` still wins over
+    /// its model, `LLMPROXY_MODEL` does not); a provider needs a model.
+    fn resolve(registry: &Registry, args: &PromptArgs) -> Result<Self, Failure> {
+        if let Some(alias) = registry.alias(&args.provider) {
+            let model = match &args.model {
+                Some(model) if !args.model_from_env => model.clone(),
+                _ => alias.model.clone(),
+            };
+            return Ok(Target {
+                provider: alias.provider,
+                model,
+                max_tokens: alias.max_tokens,
+                temperature: alias.temperature,
+            });
+        }
+        let provider = registry.provider(&args.provider)?;
+        let model = args.model.clone().ok_or_else(|| {
+            Failure::Usage("missing model: pass -m MODEL or set LLMPROXY_MODEL".to_owned())
+        })?;
+        Ok(Target {
+            provider,
+            model,
+            max_tokens: None,
+            temperature: None,
+        })
+    }
+}
+
+/// `--api-key`, else the provider's variables in order. A provider that
+/// never takes a key gets none, whatever was given.
+fn api_key(args: &PromptArgs, provider: &Provider) -> Result<Option<String>, Failure> {
+    let found = args
+        .api_key
         .clone()
-        .or_else(|| std::env::var(variable).ok())
+        .or_else(|| {
+            provider.key_variables.iter().find_map(|variable| {
+                std::env::var(variable)
+                    .ok()
+                    .filter(|k| !k.trim().is_empty())
+            })
+        })
         .filter(|key| !key.trim().is_empty())
-        .map(|key| key.trim().to_owned())
-        .ok_or_else(|| Failure::Usage(format!("missing API key: set {variable} or pass --api-key")))
+        .map(|key| key.trim().to_owned());
+    match provider.key_to_send(found.as_deref()) {
+        Ok(key) => Ok(key.map(str::to_owned)),
+        Err(_) => {
+            let variables = match provider.key_variables.as_slice() {
+                [first, rest @ ..] if !rest.is_empty() => {
+                    format!("{first} (or {})", rest.join(", "))
+                }
+                all => all.join(", "),
+            };
+            Err(Failure::Usage(format!(
+                "missing API key: set {variables} or pass --api-key"
+            )))
+        }
+    }
 }
 
 async fn serve(args: ServeArgs, settings: Arc<Settings>) -> Result<(), Failure> {

@@ -44,6 +44,7 @@ impl Stdin {
 
 pub fn build_request(
     args: &PromptArgs,
+    model: String,
     stdin: Stdin,
     stream: bool,
 ) -> Result<ChatRequest, Failure> {
@@ -101,7 +102,7 @@ pub fn build_request(
         ));
     }
     Ok(ChatRequest {
-        model: args.model.clone(),
+        model,
         messages,
         stream,
         max_tokens: args.max_tokens,
@@ -153,32 +154,46 @@ mod tests {
 
     #[test]
     fn words_are_joined() {
-        let req = build_request(&args(&["Hello", "there"]), terminal(""), false).unwrap();
+        let req =
+            build_request(&args(&["Hello", "there"]), "m".into(), terminal(""), false).unwrap();
         assert_eq!(user_text(&req), "Hello there");
     }
 
     #[test]
     fn stdin_comes_first_then_a_blank_line() {
-        let req = build_request(&args(&["Summarize this"]), piped("notes\n"), false).unwrap();
+        let req = build_request(
+            &args(&["Summarize this"]),
+            "m".into(),
+            piped("notes\n"),
+            false,
+        )
+        .unwrap();
         assert_eq!(user_text(&req), "notes\n\nSummarize this");
     }
 
     #[test]
     fn no_stdin_ignores_it_and_dash_reads_only_it() {
-        let req = build_request(&args(&["--no-stdin", "Hi"]), piped("ignored"), false).unwrap();
+        let req = build_request(
+            &args(&["--no-stdin", "Hi"]),
+            "m".into(),
+            piped("ignored"),
+            false,
+        )
+        .unwrap();
         assert_eq!(user_text(&req), "Hi");
-        let req = build_request(&args(&["-"]), piped("only this"), false).unwrap();
+        let req = build_request(&args(&["-"]), "m".into(), piped("only this"), false).unwrap();
         assert_eq!(user_text(&req), "only this");
     }
 
     #[test]
     fn a_terminal_is_read_only_for_dash() {
-        let req = build_request(&args(&["Hi"]), terminal("not read"), false).unwrap();
+        let req = build_request(&args(&["Hi"]), "m".into(), terminal("not read"), false).unwrap();
         assert_eq!(user_text(&req), "Hi");
-        let req = build_request(&args(&["-"]), terminal("typed\n"), false).unwrap();
+        let req = build_request(&args(&["-"]), "m".into(), terminal("typed\n"), false).unwrap();
         assert_eq!(user_text(&req), "typed\n");
         let req = build_request(
             &args(&["--messages", "-"]),
+            "m".into(),
             terminal(r#"[{"role":"user","content":"typed"}]"#),
             false,
         )
@@ -188,7 +203,13 @@ mod tests {
 
     #[test]
     fn system_prompt_comes_first() {
-        let req = build_request(&args(&["-s", "Be terse", "Hi"]), terminal(""), true).unwrap();
+        let req = build_request(
+            &args(&["-s", "Be terse", "Hi"]),
+            "m".into(),
+            terminal(""),
+            true,
+        )
+        .unwrap();
         assert_eq!(req.messages[0].role, Role::System);
         assert_eq!(req.messages[0].content, "Be terse");
         assert!(req.stream);
@@ -201,7 +222,7 @@ mod tests {
             (vec![], piped("  \n")),
             (vec!["-s", "sys"], terminal("")),
         ] {
-            let err = build_request(&args(&argv), stdin, false).unwrap_err();
+            let err = build_request(&args(&argv), "m".into(), stdin, false).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");
         }
     }
@@ -210,6 +231,7 @@ mod tests {
     fn messages_from_stdin_are_validated() {
         let req = build_request(
             &args(&["--messages", "-", "and now"]),
+            "m".into(),
             piped(r#"[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]"#),
             false,
         )
@@ -218,6 +240,7 @@ mod tests {
         assert_eq!(user_text(&req), "and now");
         let err = build_request(
             &args(&["--messages", "-"]),
+            "m".into(),
             piped(r#"[{"role":"bot","content":"a"}]"#),
             false,
         )

@@ -5,15 +5,15 @@ use futures::StreamExt;
 
 use super::exit::Failure;
 use super::output::Output;
-use crate::providers::{text_deltas, ChatProvider, ChatRequest, Upstream};
+use crate::providers::{text_deltas, ChatRequest, Provider, Upstream};
 
 /// Sends the request and writes each text delta (or, with `raw`, each
 /// upstream byte chunk) the moment it arrives.
 pub async fn stream(
     upstream: &Upstream,
-    provider: &'static dyn ChatProvider,
+    provider: &'static Provider,
     request: &ChatRequest,
-    api_key: &str,
+    api_key: Option<&str>,
     raw: bool,
 ) -> Result<(), Failure> {
     let response = upstream.send(provider, request, api_key).await?;

@@ -5,8 +5,8 @@ use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    contains, normalize_stop_reason, secret_header, ChatProvider, ChatRequest, ChatResponse,
-    Message, Role, StreamEvent, StreamFault, UpstreamRequest, Usage, JSON,
+    contains, normalize_stop_reason, secret_header, ChatRequest, ChatResponse, Message, Provider,
+    Role, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat, JSON,
 };
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -81,24 +81,17 @@ struct EventError {
     message: Option<String>,
 }
 
-impl ChatProvider for Anthropic {
-    fn name(&self) -> &'static str {
-        "anthropic"
-    }
-
-    fn api_key_variable(&self) -> &'static str {
-        "ANTHROPIC_API_KEY"
-    }
-
-    fn endpoint(&self, settings: &Settings) -> String {
-        format!("{}/v1/messages", settings.anthropic_base_url)
+impl WireFormat for Anthropic {
+    fn fixed_endpoint(&self, base_url: &str) -> Option<String> {
+        Some(format!("{base_url}/v1/messages"))
     }
 
     fn build_request(
         &self,
+        _provider: &Provider,
         settings: &Settings,
         request: &ChatRequest,
-        api_key: &str,
+        api_key: Option<&str>,
     ) -> Result<UpstreamRequest> {
         // Anthropic has no system role: all system messages, in order, become
         // the top-level `system` field.
@@ -124,20 +117,28 @@ impl ChatProvider for Anthropic {
         };
         let version = HeaderValue::try_from(settings.anthropic_version.as_str())
             .map_err(|_| Error::invalid("ANTHROPIC_VERSION", "not a valid header value"))?;
+        let mut headers = vec![
+            (HeaderName::from_static("anthropic-version"), version),
+            (CONTENT_TYPE, JSON),
+        ];
+        if let Some(key) = api_key {
+            headers.push((
+                HeaderName::from_static("x-api-key"),
+                secret_header(key.to_owned())?,
+            ));
+        }
         Ok(UpstreamRequest {
-            headers: vec![
-                (
-                    HeaderName::from_static("x-api-key"),
-                    secret_header(api_key.to_owned())?,
-                ),
-                (HeaderName::from_static("anthropic-version"), version),
-                (CONTENT_TYPE, JSON),
-            ],
+            headers,
             body: serde_json::to_vec(&body).unwrap_or_default(),
         })
     }
 
-    fn normalize(&self, body: &[u8]) -> std::result::Result<ChatResponse, String> {
+    fn normalize(
+        &self,
+        provider: &Provider,
+        _requested_model: &str,
+        body: &[u8],
+    ) -> std::result::Result<ChatResponse, String> {
         let message: Reply = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let content = message
             .content
@@ -147,7 +148,7 @@ impl ChatProvider for Anthropic {
             .collect::<String>();
         let usage = &message.usage;
         Ok(ChatResponse {
-            provider: self.name().to_owned(),
+            provider: provider.name.to_owned(),
             model: message.model,
             content,
             stop_reason: message.stop_reason.as_deref().map(normalize_stop_reason),
@@ -215,9 +216,14 @@ mod tests {
     use crate::providers::test_fixture as fixture;
 
     fn settings() -> Settings {
-        let mut s = Settings::from_lookup(|_| None).unwrap();
-        s.anthropic_base_url = "http://127.0.0.1:1".into();
-        s
+        Settings::from_lookup(|name| {
+            (name == "ANTHROPIC_BASE_URL").then(|| "http://127.0.0.1:1".to_owned())
+        })
+        .unwrap()
+    }
+
+    fn provider() -> &'static Provider {
+        settings().providers.provider("anthropic").unwrap()
     }
 
     fn msg(role: Role, content: &str) -> Message {
@@ -242,15 +248,16 @@ mod tests {
             temperature: Some(0.5),
         };
         let req = Anthropic
-            .build_request(&settings(), &request, "sk-ant")
+            .build_request(provider(), &settings(), &request, Some("sk-ant"))
             .unwrap();
         assert_eq!(
-            Anthropic.endpoint(&settings()),
+            provider().endpoint.as_ref().unwrap().as_str(),
             "http://127.0.0.1:1/v1/messages"
         );
-        assert_eq!(req.headers[0].1, "sk-ant");
-        assert!(req.headers[0].1.is_sensitive());
-        assert_eq!(req.headers[1].1, "2023-06-01");
+        assert_eq!(req.headers[2].0, "x-api-key");
+        assert_eq!(req.headers[2].1, "sk-ant");
+        assert!(req.headers[2].1.is_sensitive());
+        assert_eq!(req.headers[0].1, "2023-06-01");
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
         assert_eq!(
             body,
@@ -262,7 +269,7 @@ mod tests {
     #[test]
     fn normalizes_the_fixture_and_counts_cache_tokens_as_input() {
         let r = Anthropic
-            .normalize(&fixture("anthropic-messages.json"))
+            .normalize(provider(), "m", &fixture("anthropic-messages.json"))
             .unwrap();
         assert_eq!(r.content, "Hello! How can I help you today?");
         assert_eq!(r.stop_reason.as_deref(), Some("stop"));
@@ -275,6 +282,8 @@ mod tests {
         );
         let r = Anthropic
             .normalize(
+                provider(),
+                "m",
                 br#"{"id":"m","model":"c","content":[{"type":"text","text":"a"},{"type":"tool_use","id":"t"},{"type":"text","text":"b"}],
                 "stop_reason":"max_tokens","usage":{"input_tokens":1,"cache_creation_input_tokens":20,"cache_read_input_tokens":300,"output_tokens":4}}"#,
             )

@@ -1,15 +1,23 @@
 //! The provider-adapter module: everything that knows an upstream's wire
 //! format lives here, once, and every subcommand uses it.
 //!
-//! Adding a provider means one new file implementing [`ChatProvider`] and one
-//! line in [`PROVIDERS`].
+//! A [`Provider`] is data (a name, a base URL, how its key is found and
+//! sent, extra headers, a timeout); its [`Kind`] picks one of the native
+//! adapters, one file per wire format, each implementing [`WireFormat`]. The
+//! [`Registry`] holds the built-in providers and those of the config file.
+//! Adding a wire format means one new file implementing [`WireFormat`] and
+//! one variant of [`Kind`]; adding a provider of a known format is data.
 
 mod anthropic;
+mod gemini;
 mod openai;
+mod registry;
 mod request;
 mod response;
 mod sse;
 mod upstream;
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -17,32 +25,137 @@ use reqwest::header::{HeaderName, HeaderValue};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
+pub use registry::{Alias, Registry, BUILTIN_NAMES};
 pub use request::{messages_from_value, ChatRequest, Message, Role};
 pub use response::{normalize_stop_reason, ChatResponse, Usage};
 pub use sse::text_deltas;
 pub use upstream::{Upstream, UpstreamResponse};
 
-/// Every supported provider, by the name used in URLs and on the CLI.
-pub static PROVIDERS: [&dyn ChatProvider; 2] = [&openai::OpenAi, &anthropic::Anthropic];
-
-/// The names of all providers, for messages and CLI value hints.
-pub fn provider_names() -> impl Iterator<Item = &'static str> {
-    PROVIDERS.iter().map(|p| p.name())
+/// The wire formats llmproxy speaks natively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[serde(rename = "openai")]
+    OpenAi,
+    Anthropic,
+    Gemini,
 }
 
-/// The factory: maps a provider name to its adapter.
-pub fn provider(name: &str) -> Result<&'static dyn ChatProvider> {
-    PROVIDERS
-        .iter()
-        .copied()
-        .find(|p| p.name() == name)
-        .ok_or_else(|| Error::UnknownProvider {
-            name: name.chars().take(64).collect(),
-        })
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::OpenAi => "openai",
+            Kind::Anthropic => "anthropic",
+            Kind::Gemini => "gemini",
+        }
+    }
+
+    fn wire(self) -> &'static dyn WireFormat {
+        match self {
+            Kind::OpenAi => &openai::OpenAi,
+            Kind::Anthropic => &anthropic::Anthropic,
+            Kind::Gemini => &gemini::Gemini,
+        }
+    }
 }
 
-/// Headers and body of a provider-specific request (the URL is
-/// [`ChatProvider::endpoint`], parsed once per process).
+/// Whether a provider wants the caller's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPolicy {
+    /// A request without a key is refused (401 / exit 2).
+    Required,
+    /// Sent when the caller has one (local servers such as Ollama).
+    Optional,
+    /// Never sent, even when the caller sends one.
+    Never,
+}
+
+/// Which OpenAI request field carries the caller's `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    MaxTokens,
+    MaxCompletionTokens,
+}
+
+/// One upstream the proxy can reach. Built once per process (the registry
+/// leaks them, so every request and error can borrow them for `'static`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provider {
+    /// The name in `/v1/chat/{name}` and on the command line.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Without a trailing slash; adapters append their paths.
+    pub base_url: String,
+    pub key: KeyPolicy,
+    /// Where `chat` and `stream` look for the key, in order.
+    pub key_variables: Vec<String>,
+    /// OpenAI-format providers: which field carries `max_tokens`.
+    pub max_tokens_field: MaxTokensField,
+    /// Extra static headers sent with every request (never auth headers).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Connect timeout and the longest wait for the next upstream byte.
+    pub timeout: Duration,
+    /// Retries of a failed attempt, when the config file sets them.
+    pub retries: Option<u32>,
+    /// Shipped with llmproxy, as opposed to added by the config file.
+    pub builtin: bool,
+    /// The URL of every request, parsed once, for the formats whose URL
+    /// does not depend on the request.
+    endpoint: Option<reqwest::Url>,
+}
+
+impl Provider {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn wire(&self) -> &'static dyn WireFormat {
+        self.kind.wire()
+    }
+
+    /// The key to send, from what the caller gave: `Ok(None)` sends none.
+    pub fn key_to_send<'k>(&self, given: Option<&'k str>) -> Result<Option<&'k str>> {
+        let given = given.map(str::trim).filter(|k| !k.is_empty());
+        match (self.key, given) {
+            (KeyPolicy::Never, _) => Ok(None),
+            (KeyPolicy::Required, None) => Err(Error::MissingApiKey),
+            (_, given) => Ok(given),
+        }
+    }
+
+    /// Turns a 2xx non-streamed reply into the normalized response.
+    pub fn normalize(
+        &'static self,
+        requested_model: &str,
+        body: &[u8],
+    ) -> std::result::Result<ChatResponse, String> {
+        self.wire().normalize(self, requested_model, body)
+    }
+
+    /// Interprets the JSON `data` of one SSE event.
+    pub fn stream_event(&self, data: &str) -> StreamEvent {
+        self.wire().stream_event(data)
+    }
+
+    /// One SSE event in this provider's own error format.
+    pub fn error_event(&self, fault: StreamFault, message: &str) -> Bytes {
+        self.wire().error_event(fault, message)
+    }
+
+    /// Whether the end of a stream (see [`StreamTail`]) holds its end
+    /// marker or an error event, so a clean close after it is no truncation.
+    pub fn stream_is_complete(&self, tail: &[u8]) -> bool {
+        self.wire().stream_is_complete(tail)
+    }
+
+    /// What a passthrough keeps of a stream to judge its end.
+    pub fn stream_tail(&self) -> StreamTail {
+        StreamTail::new(self.wire().tail_kind())
+    }
+}
+
+/// Headers and body of a provider-specific request.
 #[derive(Debug)]
 pub struct UpstreamRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -53,6 +166,8 @@ pub struct UpstreamRequest {
 #[derive(Debug, PartialEq)]
 pub enum StreamEvent {
     Text(String),
+    /// The last text of the stream (Gemini has no separate end marker).
+    Final(String),
     /// The provider's end marker.
     Done,
     /// An error the upstream reported inside the stream.
@@ -72,37 +187,51 @@ pub enum StreamFault {
     ShuttingDown,
 }
 
-pub trait ChatProvider: Send + Sync + 'static {
-    /// The name in `/v1/chat/{name}` and on the command line.
-    fn name(&self) -> &'static str;
+/// One native adapter: request building, normalization and stream
+/// interpretation for one wire format.
+pub trait WireFormat: Send + Sync + 'static {
+    /// The URL of every request, when it does not depend on the request.
+    fn fixed_endpoint(&self, base_url: &str) -> Option<String>;
 
-    /// The environment variable the CLI reads the key from.
-    fn api_key_variable(&self) -> &'static str;
+    /// The URL of `request`, for formats without a fixed endpoint.
+    fn request_url(&self, base_url: &str, request: &ChatRequest) -> Result<String> {
+        let _ = request;
+        self.fixed_endpoint(base_url)
+            .ok_or_else(|| Error::invalid("model", "no endpoint for this provider"))
+    }
 
-    /// The URL every request of this provider goes to.
-    fn endpoint(&self, settings: &Settings) -> String;
-
-    /// Auth headers and JSON body for `request`.
+    /// Auth headers and JSON body for `request` (`api_key` None sends no
+    /// auth header).
     fn build_request(
         &self,
+        provider: &Provider,
         settings: &Settings,
         request: &ChatRequest,
-        api_key: &str,
+        api_key: Option<&str>,
     ) -> Result<UpstreamRequest>;
 
     /// Turns a 2xx non-streamed reply into the normalized response.
-    fn normalize(&self, body: &[u8]) -> std::result::Result<ChatResponse, String>;
+    fn normalize(
+        &self,
+        provider: &Provider,
+        requested_model: &str,
+        body: &[u8],
+    ) -> std::result::Result<ChatResponse, String>;
 
     /// Interprets the JSON `data` of one SSE event.
     fn stream_event(&self, data: &str) -> StreamEvent;
 
-    /// One SSE event in this provider's own error format, so that clients
+    /// One SSE event in this format's own error shape, so that clients
     /// which understand the provider's stream see the failure.
     fn error_event(&self, fault: StreamFault, message: &str) -> Bytes;
 
-    /// Whether the last bytes of a stream hold its end marker or an error
-    /// event (so a clean close after them is not a truncation).
+    /// Whether the stream's tail holds its end marker or an error event.
     fn stream_is_complete(&self, tail: &[u8]) -> bool;
+
+    /// What of a stream's end [`WireFormat::stream_is_complete`] needs.
+    fn tail_kind(&self) -> TailKind {
+        TailKind::LastBytes
+    }
 }
 
 /// Builds an auth header value that `Debug` output and logs never show.
@@ -117,31 +246,87 @@ fn secret_header(value: String) -> Result<HeaderValue> {
     Ok(header)
 }
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// The last bytes of a stream, enough for [`ChatProvider::stream_is_complete`]
-/// to find the end marker when the upstream closes. Cheap per chunk: no
-/// parsing on the passthrough path.
-#[derive(Default)]
-pub struct StreamTail(Vec<u8>);
+/// What a passthrough keeps of a stream's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailKind {
+    /// The last [`StreamTail::KEEP`] bytes: enough for an end marker.
+    LastBytes,
+    /// The whole last event, however long (its content is the marker).
+    LastEvent,
+}
+
+/// The end of a stream, enough for [`Provider::stream_is_complete`] to find
+/// the end marker when the upstream closes. Cheap per chunk: no parsing on
+/// the passthrough path.
+pub struct StreamTail {
+    kind: TailKind,
+    bytes: Vec<u8>,
+}
 
 impl StreamTail {
     const KEEP: usize = 128;
 
-    pub fn push(&mut self, chunk: &[u8]) {
-        if self.0.is_empty() {
-            // Lets markers at the very start of a stream match "\nevent:".
-            self.0.push(b'\n');
+    pub fn new(kind: TailKind) -> Self {
+        StreamTail {
+            kind,
+            bytes: Vec::new(),
         }
-        let chunk = &chunk[chunk.len().saturating_sub(Self::KEEP)..];
-        self.0.extend_from_slice(chunk);
-        let excess = self.0.len().saturating_sub(Self::KEEP);
-        self.0.drain(..excess);
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        if self.bytes.is_empty() {
+            // Lets markers at the very start of a stream match "\nevent:".
+            self.bytes.push(b'\n');
+        }
+        match self.kind {
+            TailKind::LastBytes => {
+                let chunk = &chunk[chunk.len().saturating_sub(Self::KEEP)..];
+                self.bytes.extend_from_slice(chunk);
+                let excess = self.bytes.len().saturating_sub(Self::KEEP);
+                self.bytes.drain(..excess);
+            }
+            TailKind::LastEvent => {
+                self.bytes.extend_from_slice(chunk);
+                // Keep from the start of the last event: after the last
+                // blank line that is not the stream's final one.
+                let body = trim_line_ends(&self.bytes);
+                if let Some(at) = last_blank_line_end(body) {
+                    self.bytes.drain(..at);
+                }
+            }
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
+}
+
+fn trim_line_ends(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b'\r' | b'\n'))
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
+/// The index just past the last blank line (`\n\n` or `\n\r\n`).
+fn last_blank_line_end(bytes: &[u8]) -> Option<usize> {
+    let mut i = bytes.len();
+    while i >= 2 {
+        i -= 1;
+        if bytes[i] == b'\n' {
+            if bytes[i - 1] == b'\n' {
+                return Some(i + 1);
+            }
+            if i >= 2 && bytes[i - 1] == b'\r' && bytes[i - 2] == b'\n' {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -162,7 +347,7 @@ mod tests {
 
     #[test]
     fn tail_keeps_the_last_bytes_across_chunks() {
-        let mut tail = StreamTail::default();
+        let mut tail = StreamTail::new(TailKind::LastBytes);
         tail.push(b"event: message_stop");
         assert!(tail.bytes().starts_with(b"\nevent: message_stop"));
         tail.push(&[b'x'; 500]);
@@ -172,11 +357,17 @@ mod tests {
     }
 
     #[test]
-    fn factory_knows_every_provider_and_rejects_others() {
-        for name in provider_names() {
-            assert_eq!(provider(name).unwrap().name(), name);
-        }
-        let err = provider("gemini").err().unwrap();
-        assert!(err.to_string().contains("openai, anthropic"), "{err}");
+    fn event_tail_keeps_the_whole_last_event_whatever_its_length() {
+        let mut tail = StreamTail::new(TailKind::LastEvent);
+        tail.push(b"data: {\"a\": 1}\r\n\r\ndata: {\"b\"");
+        assert_eq!(tail.bytes(), b"data: {\"b\"");
+        let long = vec![b'x'; 5000];
+        tail.push(&long);
+        tail.push(b"}\r\n\r\n");
+        assert!(tail.bytes().starts_with(b"data: {\"b\"xxx"));
+        assert!(tail.bytes().ends_with(b"x}\r\n\r\n"));
+        assert_eq!(tail.bytes().len(), 10 + 5000 + 5);
+        tail.push(b"data: {\"c\": 3}\n\n");
+        assert_eq!(tail.bytes(), b"data: {\"c\": 3}\n\n");
     }
 }

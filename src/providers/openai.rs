@@ -1,14 +1,15 @@
-//! OpenAI Chat Completions (`POST {base}/chat/completions`, base incl. `/v1`).
+//! OpenAI Chat Completions (`POST {base}/chat/completions`, base incl.
+//! `/v1`): OpenAI itself and every OpenAI-compatible host.
 
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    contains, normalize_stop_reason, secret_header, ChatProvider, ChatRequest, ChatResponse,
-    Message, StreamEvent, StreamFault, UpstreamRequest, Usage, JSON,
+    contains, normalize_stop_reason, secret_header, ChatRequest, ChatResponse, MaxTokensField,
+    Message, Provider, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat, JSON,
 };
-use crate::config::{MaxTokensField, Settings};
+use crate::config::Settings;
 use crate::error::Result;
 
 pub struct OpenAi;
@@ -73,26 +74,19 @@ struct Delta {
     content: Option<String>,
 }
 
-impl ChatProvider for OpenAi {
-    fn name(&self) -> &'static str {
-        "openai"
-    }
-
-    fn api_key_variable(&self) -> &'static str {
-        "OPENAI_API_KEY"
-    }
-
-    fn endpoint(&self, settings: &Settings) -> String {
-        format!("{}/chat/completions", settings.openai_base_url)
+impl WireFormat for OpenAi {
+    fn fixed_endpoint(&self, base_url: &str) -> Option<String> {
+        Some(format!("{base_url}/chat/completions"))
     }
 
     fn build_request(
         &self,
-        settings: &Settings,
+        provider: &Provider,
+        _settings: &Settings,
         request: &ChatRequest,
-        api_key: &str,
+        api_key: Option<&str>,
     ) -> Result<UpstreamRequest> {
-        let (max_tokens, max_completion_tokens) = match settings.openai_max_tokens_field {
+        let (max_tokens, max_completion_tokens) = match provider.max_tokens_field {
             MaxTokensField::MaxTokens => (request.max_tokens, None),
             MaxTokensField::MaxCompletionTokens => (None, request.max_tokens),
         };
@@ -104,16 +98,22 @@ impl ChatProvider for OpenAi {
             max_completion_tokens,
             temperature: request.temperature,
         };
+        let mut headers = vec![(CONTENT_TYPE, JSON)];
+        if let Some(key) = api_key {
+            headers.push((AUTHORIZATION, secret_header(format!("Bearer {key}"))?));
+        }
         Ok(UpstreamRequest {
-            headers: vec![
-                (AUTHORIZATION, secret_header(format!("Bearer {api_key}"))?),
-                (CONTENT_TYPE, JSON),
-            ],
+            headers,
             body: serde_json::to_vec(&body).unwrap_or_default(),
         })
     }
 
-    fn normalize(&self, body: &[u8]) -> std::result::Result<ChatResponse, String> {
+    fn normalize(
+        &self,
+        provider: &Provider,
+        _requested_model: &str,
+        body: &[u8],
+    ) -> std::result::Result<ChatResponse, String> {
         let completion: Completion = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         let first = completion.choices.into_iter().next();
         let (content, stop_reason) = match first {
@@ -134,7 +134,7 @@ impl ChatProvider for OpenAi {
             },
         );
         Ok(ChatResponse {
-            provider: self.name().to_owned(),
+            provider: provider.name.to_owned(),
             model: completion.model,
             content,
             stop_reason,
@@ -195,11 +195,23 @@ mod tests {
     use super::*;
     use crate::providers::Role;
 
-    fn settings(field: MaxTokensField) -> Settings {
-        let mut s = Settings::from_lookup(|_| None).unwrap();
-        s.openai_base_url = "http://127.0.0.1:1/v1".into();
-        s.openai_max_tokens_field = field;
-        s
+    fn settings() -> Settings {
+        Settings::from_lookup(|name| {
+            (name == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:1/v1".to_owned())
+        })
+        .unwrap()
+    }
+
+    fn provider(field: MaxTokensField) -> Provider {
+        let mut provider = settings().providers.provider("openai").unwrap().clone();
+        provider.max_tokens_field = field;
+        provider
+    }
+
+    fn build(field: MaxTokensField, request: &ChatRequest, key: Option<&str>) -> UpstreamRequest {
+        OpenAi
+            .build_request(&provider(field), &settings(), request, key)
+            .unwrap()
     }
 
     fn request(max_tokens: Option<u64>, temperature: Option<f64>, stream: bool) -> ChatRequest {
@@ -227,19 +239,21 @@ mod tests {
 
     #[test]
     fn builds_url_auth_and_body() {
-        let req = OpenAi
-            .build_request(
-                &settings(MaxTokensField::MaxCompletionTokens),
-                &request(Some(9), Some(0.2), true),
-                "sk-x",
-            )
-            .unwrap();
+        let req = build(
+            MaxTokensField::MaxCompletionTokens,
+            &request(Some(9), Some(0.2), true),
+            Some("sk-x"),
+        );
         assert_eq!(
-            OpenAi.endpoint(&settings(MaxTokensField::MaxTokens)),
+            provider(MaxTokensField::MaxTokens)
+                .endpoint
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:1/v1/chat/completions"
         );
-        assert_eq!(req.headers[0].1, "Bearer sk-x");
-        assert!(req.headers[0].1.is_sensitive());
+        assert_eq!(req.headers[1].0, AUTHORIZATION);
+        assert_eq!(req.headers[1].1, "Bearer sk-x");
+        assert!(req.headers[1].1.is_sensitive());
         assert_eq!(
             body_of(&req),
             serde_json::json!({"model":"gpt-4o-mini","messages":[{"role":"system","content":"Be terse"},{"role":"user","content":"Hi"}],
@@ -249,30 +263,25 @@ mod tests {
 
     #[test]
     fn optional_fields_are_left_out_and_field_name_follows_settings() {
-        let req = OpenAi
-            .build_request(
-                &settings(MaxTokensField::MaxTokens),
-                &request(None, None, false),
-                "k",
-            )
-            .unwrap();
+        let req = build(MaxTokensField::MaxTokens, &request(None, None, false), None);
+        assert_eq!(req.headers.len(), 1, "no key, no Authorization header");
         let body = body_of(&req);
         let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["messages", "model"]);
-        let req = OpenAi
-            .build_request(
-                &settings(MaxTokensField::MaxTokens),
-                &request(Some(3), None, false),
-                "k",
-            )
-            .unwrap();
+        let req = build(
+            MaxTokensField::MaxTokens,
+            &request(Some(3), None, false),
+            Some("k"),
+        );
         assert_eq!(body_of(&req)["max_tokens"], 3);
     }
 
     #[test]
     fn normalizes_the_fixture() {
         let body = crate::providers::test_fixture("openai-chat.json");
-        let r = OpenAi.normalize(&body).unwrap();
+        let r = OpenAi
+            .normalize(&provider(MaxTokensField::MaxTokens), "m", &body)
+            .unwrap();
         assert_eq!(r.provider, "openai");
         assert_eq!(r.model, "gpt-4o-mini-2024-07-18");
         assert_eq!(r.content, "Hello! How can I help you today?");
@@ -290,7 +299,7 @@ mod tests {
     #[test]
     fn null_content_becomes_empty() {
         let r = OpenAi
-            .normalize(br#"{"id":"c","model":"m","choices":[{"message":{"content":null},"finish_reason":"tool_calls"}]}"#)
+            .normalize(&provider(MaxTokensField::MaxTokens), "m", br#"{"id":"c","model":"m","choices":[{"message":{"content":null},"finish_reason":"tool_calls"}]}"#)
             .unwrap();
         assert_eq!(r.content, "");
         assert_eq!(r.stop_reason.as_deref(), Some("tool_calls"));

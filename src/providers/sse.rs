@@ -5,7 +5,7 @@ use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{Stream, StreamExt};
 
-use super::{ChatProvider, StreamEvent};
+use super::{Provider, StreamEvent};
 use crate::error::Error;
 
 /// The text deltas of an upstream stream. It ends with an error when the
@@ -15,7 +15,7 @@ use crate::error::Error;
 /// own failures through (the CLI's `--raw` writes each chunk as it passes
 /// and stops on a closed stdout).
 pub fn text_deltas<S, E>(
-    provider: &'static dyn ChatProvider,
+    provider: &'static Provider,
     chunks: S,
 ) -> impl Stream<Item = Result<String, E>> + Send + 'static
 where
@@ -23,10 +23,15 @@ where
     E: From<Error> + Send + 'static,
 {
     let events = chunks.eventsource();
-    futures::stream::unfold(Some(Box::pin(events)), move |state| async move {
-        let mut events = state?;
+    // `complete`: the last event was a final one (Gemini marks its last
+    // event rather than sending an end marker; older models mark every
+    // one, so reading goes on until the upstream closes).
+    let start = Some((Box::pin(events), false));
+    futures::stream::unfold(start, move |state| async move {
+        let (mut events, mut complete) = state?;
         loop {
             let failure = match events.next().await {
+                None if complete => return None,
                 None => Error::StreamTruncated {
                     provider: provider.name(),
                 }
@@ -35,7 +40,12 @@ where
                 Some(Err(EventStreamError::Utf8(e))) => invalid(provider, e.to_string()),
                 Some(Err(EventStreamError::Parser(e))) => invalid(provider, e.to_string()),
                 Some(Ok(event)) => match provider.stream_event(&event.data) {
-                    StreamEvent::Text(text) => return Some((Ok(text), Some(events))),
+                    StreamEvent::Text(text) => return Some((Ok(text), Some((events, false)))),
+                    StreamEvent::Final(text) if text.is_empty() => {
+                        complete = true;
+                        continue;
+                    }
+                    StreamEvent::Final(text) => return Some((Ok(text), Some((events, true)))),
                     StreamEvent::Skip => continue,
                     StreamEvent::Done => return None,
                     StreamEvent::Failed(message) => Error::StreamFailed {
@@ -51,7 +61,7 @@ where
     })
 }
 
-fn invalid<E: From<Error>>(provider: &dyn ChatProvider, reason: String) -> E {
+fn invalid<E: From<Error>>(provider: &Provider, reason: String) -> E {
     Error::InvalidReply {
         provider: provider.name(),
         reason: format!("not a valid event stream: {reason}"),
@@ -62,8 +72,14 @@ fn invalid<E: From<Error>>(provider: &dyn ChatProvider, reason: String) -> E {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::provider;
     use crate::providers::test_fixture as fixture;
+
+    fn provider(name: &str) -> Result<&'static Provider, Error> {
+        crate::config::Settings::from_lookup(|_| None)
+            .unwrap()
+            .providers
+            .provider(name)
+    }
 
     /// Splits `bytes` into chunks of `size`, as a network might.
     fn chunks(
@@ -100,6 +116,9 @@ mod tests {
             assert!(text.starts_with("Hello"), "{text}");
             let (text, error) = collect("anthropic", "anthropic-stream.sse", size).await;
             assert!(error.is_none(), "{error:?}");
+            let (gemini, error) = collect("gemini", "gemini-stream.sse", size).await;
+            assert!(error.is_none(), "{error:?}");
+            assert_eq!(gemini, "Hello! How can I help you today?");
             assert!(!text.is_empty());
         }
     }
@@ -130,5 +149,49 @@ mod tests {
             matches!(last, Some(Err(Error::StreamTruncated { .. }))),
             "{last:?}"
         );
+    }
+
+    async fn text_of(name: &str, stream: &[u8]) -> (String, Option<Error>) {
+        let mut text = String::new();
+        let mut deltas = std::pin::pin!(text_deltas(provider(name).unwrap(), chunks(stream, 5)));
+        while let Some(delta) = deltas.next().await {
+            match delta {
+                Ok(t) => text.push_str(&t),
+                Err(e) => return (text, Some(e)),
+            }
+        }
+        (text, None)
+    }
+
+    #[tokio::test]
+    async fn comments_and_keep_alives_are_skipped_and_in_band_errors_fail() {
+        let stream = b": OPENROUTER PROCESSING\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n: keep-alive\n\ndata: [DONE]\n\n";
+        let (text, error) = text_of("openrouter", stream).await;
+        assert_eq!(text, "Hi");
+        assert!(error.is_none(), "{error:?}");
+        let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"error\":{\"message\":\"upstream overloaded\",\"code\":502}}\n\n";
+        let (text, error) = text_of("groq", stream).await;
+        assert_eq!(text, "Hi");
+        assert!(
+            matches!(&error, Some(Error::StreamFailed { message, .. }) if message == "upstream overloaded"),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_gemini_stream_ends_well_only_after_a_final_event() {
+        let full = fixture("gemini-stream.sse");
+        let first_end = full.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (text, error) = text_of("gemini", &full[..first_end]).await;
+        assert_eq!(text, "Hello! How");
+        assert!(
+            matches!(error, Some(Error::StreamTruncated { .. })),
+            "{error:?}"
+        );
+        // Older models mark every event as final: all of them are read.
+        let every = b"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\"}]},\"finishReason\": \"STOP\"}]}\r\n\r\ndata: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"b\"}]},\"finishReason\": \"STOP\"}]}\r\n\r\n";
+        let (text, error) = text_of("gemini", every).await;
+        assert_eq!(text, "ab");
+        assert!(error.is_none(), "{error:?}");
     }
 }

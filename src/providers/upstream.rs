@@ -9,63 +9,43 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ChatProvider, ChatRequest, ChatResponse};
+use super::{ChatRequest, ChatResponse, Provider};
 use crate::config::Settings;
 use crate::error::{Error, Result, PASSTHROUGH_HEADERS};
 
 /// Cloning is cheap: clones share the pool and the in-flight limit.
 #[derive(Clone)]
 pub struct Upstream {
-    client: reqwest::Client,
+    /// One pooled client per distinct provider timeout (reqwest's read
+    /// timeout is per client); nearly always exactly one.
+    clients: Arc<Vec<(Duration, reqwest::Client)>>,
     settings: Arc<Settings>,
     slots: Arc<Semaphore>,
-    /// Each provider's endpoint, parsed once (URL parsing is a measurable
-    /// share of a request's CPU).
-    endpoints: Arc<Vec<(&'static str, reqwest::Url)>>,
 }
 
 /// A 2xx upstream reply whose body has not been read yet. It holds one
 /// in-flight slot until it is dropped.
 pub struct UpstreamResponse {
-    provider: &'static dyn ChatProvider,
+    provider: &'static Provider,
+    /// The model the request named (Gemini replies may not say).
+    model: String,
     response: reqwest::Response,
-    timeout: Duration,
     slot: OwnedSemaphorePermit,
 }
 
 impl Upstream {
     pub fn new(settings: Arc<Settings>) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            // `timeout()` would be a deadline for the whole body and cut long
-            // streams; these two bound only the waits.
-            .connect_timeout(settings.timeout)
-            .read_timeout(settings.timeout)
-            .pool_max_idle_per_host(settings.max_keepalive_connections)
-            .pool_idle_timeout(Duration::from_secs(90))
-            // The key must only ever reach the configured base URL: no
-            // redirects (x-api-key would follow them), no proxies.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            // reqwest retries only HTTP/2 refusals, which an HTTP/1 pool
-            // never sees; its policy still cloned every request to be ready.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .tcp_nodelay(true)
-            .build()?;
+        let mut clients: Vec<(Duration, reqwest::Client)> = Vec::new();
+        for provider in settings.providers.providers() {
+            if !clients.iter().any(|(t, _)| *t == provider.timeout) {
+                clients.push((provider.timeout, client(&settings, provider.timeout)?));
+            }
+        }
         let slots = Arc::new(Semaphore::new(settings.max_connections));
-        let endpoints = super::PROVIDERS
-            .iter()
-            .map(|p| {
-                let url = p.endpoint(&settings);
-                reqwest::Url::parse(&url)
-                    .map(|parsed| (p.name(), parsed))
-                    .map_err(|e| anyhow::anyhow!("invalid {} endpoint {url}: {e}", p.name()))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Upstream {
-            client,
+            clients: Arc::new(clients),
             settings,
             slots,
-            endpoints: Arc::new(endpoints),
         })
     }
 
@@ -77,38 +57,43 @@ impl Upstream {
     /// returned as [`Error::UpstreamStatus`] with the upstream body.
     pub async fn send(
         &self,
-        provider: &'static dyn ChatProvider,
+        provider: &'static Provider,
         request: &ChatRequest,
-        api_key: &str,
+        api_key: Option<&str>,
     ) -> Result<UpstreamResponse> {
-        let wire = provider.build_request(&self.settings, request, api_key)?;
-        let slot = tokio::time::timeout(self.settings.timeout, self.slots.clone().acquire_owned())
+        let wire = provider
+            .wire()
+            .build_request(provider, &self.settings, request, api_key)?;
+        let url = match &provider.endpoint {
+            Some(url) => url.clone(),
+            None => {
+                let url = provider.wire().request_url(&provider.base_url, request)?;
+                reqwest::Url::parse(&url).map_err(|e| Error::invalid("model", e.to_string()))?
+            }
+        };
+        let timeout = provider.timeout;
+        let slot = tokio::time::timeout(timeout, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| Error::Saturated)?
             .map_err(|_| Error::ShuttingDown)?;
-        let url = self
-            .endpoints
-            .iter()
-            .find(|(name, _)| *name == provider.name())
-            .map(|(_, url)| url.clone())
-            .ok_or_else(|| Error::UnknownProvider {
-                name: provider.name().to_owned(),
-            })?;
-        let mut builder = self.client.post(url).body(wire.body);
+        let mut builder = self.client(timeout).post(url).body(wire.body);
         for (name, value) in wire.headers {
+            builder = builder.header(name, value);
+        }
+        for (name, value) in &provider.headers {
             builder = builder.header(name, value);
         }
         let response = builder
             .send()
             .await
-            .map_err(|e| transport_error(provider, self.settings.timeout, Phase::Request, e))?;
+            .map_err(|e| transport_error(provider, timeout, Phase::Request, e))?;
         let status = response.status();
         if !status.is_success() {
             let headers = passthrough_headers(&response);
             let body = response
                 .bytes()
                 .await
-                .map_err(|e| transport_error(provider, self.settings.timeout, Phase::Reply, e))?;
+                .map_err(|e| transport_error(provider, timeout, Phase::Reply, e))?;
             return Err(Error::UpstreamStatus {
                 provider: provider.name(),
                 status: status.as_u16(),
@@ -118,15 +103,43 @@ impl Upstream {
         }
         Ok(UpstreamResponse {
             provider,
+            model: request.model.clone(),
             response,
-            timeout: self.settings.timeout,
             slot,
         })
     }
+
+    fn client(&self, timeout: Duration) -> &reqwest::Client {
+        self.clients
+            .iter()
+            .find(|(t, _)| *t == timeout)
+            .or_else(|| self.clients.first())
+            .map(|(_, client)| client)
+            .unwrap_or_else(|| unreachable!("the registry always has providers"))
+    }
+}
+
+fn client(settings: &Settings, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        // `timeout()` would be a deadline for the whole body and cut long
+        // streams; these two bound only the waits.
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        .pool_max_idle_per_host(settings.max_keepalive_connections)
+        .pool_idle_timeout(Duration::from_secs(90))
+        // The key must only ever reach the configured base URL: no
+        // redirects (x-api-key would follow them), no proxies.
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        // reqwest retries only HTTP/2 refusals, which an HTTP/1 pool
+        // never sees; its policy still cloned every request to be ready.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
+        .tcp_nodelay(true)
+        .build()?)
 }
 
 impl UpstreamResponse {
-    pub fn provider(&self) -> &'static dyn ChatProvider {
+    pub fn provider(&self) -> &'static Provider {
         self.provider
     }
 
@@ -138,15 +151,14 @@ impl UpstreamResponse {
     /// Reads the whole body and normalizes it.
     pub async fn into_chat_response(self) -> Result<ChatResponse> {
         let provider = self.provider;
-        let timeout = self.timeout;
         let body = self
             .response
             .bytes()
             .await
-            .map_err(|e| transport_error(provider, timeout, Phase::Reply, e))?;
+            .map_err(|e| transport_error(provider, provider.timeout, Phase::Reply, e))?;
         drop(self.slot);
         provider
-            .normalize(&body)
+            .normalize(&self.model, &body)
             .map_err(|reason| Error::InvalidReply {
                 provider: provider.name(),
                 reason: if body.is_empty() {
@@ -161,11 +173,10 @@ impl UpstreamResponse {
     /// The in-flight slot is released when the stream is dropped.
     pub fn into_bytes(self) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
         let provider = self.provider;
-        let timeout = self.timeout;
         let slot = self.slot;
         self.response.bytes_stream().map(move |chunk| {
             let _held_until_the_stream_is_dropped = &slot;
-            chunk.map_err(|e| transport_error(provider, timeout, Phase::Reply, e))
+            chunk.map_err(|e| transport_error(provider, provider.timeout, Phase::Reply, e))
         })
     }
 
@@ -195,7 +206,7 @@ enum Phase {
 }
 
 fn transport_error(
-    provider: &'static dyn ChatProvider,
+    provider: &'static Provider,
     timeout: Duration,
     phase: Phase,
     error: reqwest::Error,

@@ -10,7 +10,7 @@ use super::passthrough::stream_reply;
 use super::request_log::RequestLog;
 use super::state::AppState;
 use crate::error::{Error, Result};
-use crate::providers::{self, ChatRequest};
+use crate::providers::{ChatRequest, Provider};
 
 pub async fn healthz(state: AppState) -> Response {
     if state.is_draining() {
@@ -67,15 +67,17 @@ where
         if state.is_draining() {
             return Err(Error::ShuttingDown);
         }
-        let provider = providers::provider(&provider_name)?;
-        let api_key = api_key
-            .filter(|k| !k.trim().is_empty())
-            .ok_or(Error::MissingApiKey)?;
+        let provider = state
+            .upstream
+            .settings()
+            .providers
+            .provider(&provider_name)?;
+        let api_key = provider.key_to_send(api_key.as_deref())?;
         let limit = state.upstream.settings().max_body_bytes;
         let body = read_body(body, content_length, limit).await?;
         let request = ChatRequest::from_json(&body)?;
         log.model = Some(request.model.clone());
-        forward(provider, &request, api_key.trim(), state).await
+        forward(provider, &request, api_key, state).await
     }
     .await;
     (log, reply)
@@ -84,9 +86,9 @@ where
 /// Sends a valid request upstream and answers its reply (normalized, or
 /// streamed through), unless the shutdown grace period runs out first.
 async fn forward(
-    provider: &'static dyn providers::ChatProvider,
+    provider: &'static Provider,
     request: &ChatRequest,
-    api_key: &str,
+    api_key: Option<&str>,
     state: &AppState,
 ) -> Result<Response> {
     let in_flight = state.track();

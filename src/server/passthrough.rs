@@ -22,7 +22,7 @@ use warp::Reply;
 use super::errors::insert_passthrough;
 use super::state::{AppState, InFlight};
 use crate::error::Error;
-use crate::providers::{ChatProvider, StreamFault, StreamTail, UpstreamResponse};
+use crate::providers::{Provider, StreamFault, StreamTail, UpstreamResponse};
 
 /// Waits for the first upstream chunk (so that a failure before any byte
 /// still gets a proper status, 502 or 504), then answers 200 and passes the
@@ -44,7 +44,7 @@ pub async fn stream_reply(
             })
         }
     };
-    let mut tail = StreamTail::default();
+    let mut tail = provider.stream_tail();
     tail.push(&first);
     let body = Passthrough {
         provider,
@@ -73,7 +73,7 @@ pub async fn stream_reply(
 /// did not end properly, one error event. Dropping it (the client left, or
 /// its connection timed out) drops the upstream connection.
 struct Passthrough<S> {
-    provider: &'static dyn ChatProvider,
+    provider: &'static Provider,
     /// A chunk read but not yet handed out (the first one).
     pending: Option<Bytes>,
     chunks: Pin<Box<S>>,

@@ -146,16 +146,22 @@ async fn usage_errors_exit_2_and_send_nothing() {
         ),
         // clap's own errors
         (
-            vec!["chat", "gemini", "-m", "x", "Hi"],
+            vec!["chat", "nope", "-m", "x", "Hi"],
             vec![],
             "",
-            "error: invalid value 'gemini' for '<PROVIDER>'\n  [possible values: openai, anthropic]",
+            "error: invalid value 'nope' for '<PROVIDER>'\n  [possible values: openai, anthropic, gemini, ollama, groq, openrouter, deepseek, mistral]",
         ),
         (
             vec!["chat", "openai", "Hi"],
+            vec![("OPENAI_API_KEY", "k")],
+            "",
+            "error: missing model: pass -m MODEL or set LLMPROXY_MODEL\n",
+        ),
+        (
+            vec!["chat", "gemini", "-m", "x", "Hi"],
             vec![],
             "",
-            "error: the following required arguments were not provided:\n  --model <MODEL>",
+            "error: missing API key: set GEMINI_API_KEY (or GOOGLE_API_KEY) or pass --api-key\n",
         ),
         (
             vec!["chat", "openai", "-m", "", "Hi"],

@@ -43,7 +43,7 @@ async fn help_of_every_subcommand_shows_examples() {
     let out = run(llmproxy(&dir).args(["chat", "--help"])).await;
     let help = text(&out.stdout);
     assert!(
-        help.contains("[possible values: openai, anthropic]"),
+        help.contains("[possible values: openai,\n               anthropic, gemini, ollama, groq, openrouter, deepseek, mistral]"),
         "{help}"
     );
     assert!(help.contains("[env: LLMPROXY_MODEL=]"), "{help}");

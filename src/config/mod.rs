@@ -1,81 +1,101 @@
-//! Settings shared by every subcommand, resolved once from the environment
-//! (and `.env`, loaded by `main` before anything reads the environment).
-//! Invalid values fail here, naming the variable.
+//! Settings shared by every subcommand, resolved once from the command
+//! line's `--config`, the environment (and `.env`, loaded by `main` before
+//! anything reads the environment) and the config file, in that order of
+//! precedence. Invalid values fail here, naming the variable, or the file,
+//! line and key.
 
+pub mod file;
+
+use std::path::Path;
 use std::time::Duration;
 
-/// Which OpenAI request field carries the caller's `max_tokens`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MaxTokensField {
-    MaxTokens,
-    MaxCompletionTokens,
-}
+pub use file::ConfigFile;
+
+use crate::providers::Registry;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Connect timeout and the longest wait for the next upstream byte.
+    /// Connect timeout and the longest wait for the next upstream byte
+    /// (each provider has its own, this is the default).
     pub timeout: Duration,
     /// Upstream requests in flight at once.
     pub max_connections: usize,
     /// Idle pooled connections kept per host.
     pub max_keepalive_connections: usize,
-    pub openai_base_url: String,
-    pub openai_max_tokens_field: MaxTokensField,
-    pub anthropic_base_url: String,
     pub anthropic_version: String,
     pub anthropic_default_max_tokens: u64,
     pub max_body_bytes: u64,
     pub shutdown_grace: Duration,
+    /// Every provider and model alias, built in or configured.
+    pub providers: Registry,
+    /// The OpenAI-compatible route drops parameters a provider cannot honour
+    /// instead of refusing the request.
+    pub drop_unsupported_params: bool,
 }
 
 pub const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
-pub const ANTHROPIC_DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid {variable}={value:?}: {expected}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub value: String,
-    pub expected: &'static str,
+pub enum ConfigError {
+    #[error("invalid {variable}={value:?}: {expected}")]
+    Variable {
+        variable: String,
+        value: String,
+        expected: String,
+    },
+    /// `path` carries `:line` when one is known.
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
 }
 
+impl ConfigError {
+    fn variable(variable: &str, value: impl Into<String>, expected: impl Into<String>) -> Self {
+        ConfigError::Variable {
+            variable: variable.to_owned(),
+            value: value.into(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// Variable lookups, as `Settings` reads them: blank counts as unset.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 impl Settings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Reads the process environment and the config file (`--config`, else
+    /// `LLMPROXY_CONFIG`, else the XDG location when it exists).
+    pub fn from_env(config_flag: Option<&Path>) -> Result<Self, ConfigError> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let file = match file::locate(config_flag, &lookup) {
+            Some((path, _)) => Some(ConfigFile::load(&path)?),
+            None => None,
+        };
+        Self::resolve(&lookup, file.as_ref())
     }
 
-    /// Resolves settings from any variable lookup (tests pass a map).
+    /// Resolves settings from any variable lookup (tests pass a map), with
+    /// no config file.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::resolve(&lookup, None)
+    }
+
+    /// Resolves settings: variables first, then the file, then defaults.
+    pub fn resolve(lookup: Lookup<'_>, file: Option<&ConfigFile>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let openai_base_url = base_url(&get, "OPENAI_BASE_URL", OPENAI_DEFAULT_BASE_URL)?;
-        // OpenAI's own API wants the new field (reasoning models reject the
-        // old one); OpenAI-compatible servers often only know `max_tokens`.
-        let default_field = if openai_base_url == OPENAI_DEFAULT_BASE_URL {
-            MaxTokensField::MaxCompletionTokens
-        } else {
-            MaxTokensField::MaxTokens
-        };
-        let openai_max_tokens_field = match get("OPENAI_MAX_TOKENS_FIELD").as_deref().map(str::trim)
-        {
-            None => default_field,
-            Some("max_tokens") => MaxTokensField::MaxTokens,
-            Some("max_completion_tokens") => MaxTokensField::MaxCompletionTokens,
-            Some(other) => {
-                return Err(ConfigError {
-                    variable: "OPENAI_MAX_TOKENS_FIELD",
-                    value: other.to_owned(),
-                    expected: "expected max_tokens or max_completion_tokens",
-                })
-            }
+        let timeout_variable = get("HTTP_TIMEOUT_SECONDS")
+            .map(|_| positive_f64(&get, "HTTP_TIMEOUT_SECONDS", 60.0))
+            .transpose()?
+            .map(Duration::from_secs_f64);
+        let drop_unsupported_params = match get("DROP_UNSUPPORTED_PARAMS") {
+            Some(raw) => boolean("DROP_UNSUPPORTED_PARAMS", &raw)?,
+            None => file
+                .and_then(|f| f.data.drop_unsupported_params)
+                .unwrap_or(false),
         };
         Ok(Settings {
-            timeout: Duration::from_secs_f64(positive_f64(&get, "HTTP_TIMEOUT_SECONDS", 60.0)?),
+            timeout: timeout_variable.unwrap_or(Duration::from_secs(60)),
             max_connections: positive(&get, "HTTP_MAX_CONNECTIONS", 100)? as usize,
             max_keepalive_connections: number(&get, "HTTP_MAX_KEEPALIVE_CONNECTIONS", 20)? as usize,
-            openai_base_url,
-            openai_max_tokens_field,
-            anthropic_base_url: base_url(&get, "ANTHROPIC_BASE_URL", ANTHROPIC_DEFAULT_BASE_URL)?,
             anthropic_version: get("ANTHROPIC_VERSION").unwrap_or_else(|| "2023-06-01".to_owned()),
             anthropic_default_max_tokens: positive(&get, "ANTHROPIC_DEFAULT_MAX_TOKENS", 1024)?,
             max_body_bytes: positive(&get, "MAX_BODY_BYTES", 4 * 1024 * 1024)?,
@@ -84,43 +104,57 @@ impl Settings {
                 "SHUTDOWN_GRACE_SECONDS",
                 30.0,
             )?),
+            providers: Registry::resolve(&get, timeout_variable, file)?,
+            drop_unsupported_params,
         })
+    }
+}
+
+/// `true` or `false`, nothing else.
+pub(crate) fn boolean(variable: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::variable(
+            variable,
+            raw,
+            "expected true or false",
+        )),
     }
 }
 
 fn number(
     get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+    variable: &str,
     default: u64,
 ) -> Result<u64, ConfigError> {
     match get(variable) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse::<u64>().map_err(|_| ConfigError {
-            variable,
-            value: raw,
-            expected: "expected a whole number",
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ConfigError::variable(variable, raw, "expected a whole number")),
     }
 }
 
 fn positive(
     get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+    variable: &str,
     default: u64,
 ) -> Result<u64, ConfigError> {
     match number(get, variable, default)? {
-        0 => Err(ConfigError {
+        0 => Err(ConfigError::variable(
             variable,
-            value: "0".to_owned(),
-            expected: "expected a whole number greater than 0",
-        }),
+            "0",
+            "expected a whole number greater than 0",
+        )),
         n => Ok(n),
     }
 }
 
 fn seconds(
     get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+    variable: &str,
     default: f64,
     allow_zero: bool,
 ) -> Result<f64, ConfigError> {
@@ -130,21 +164,21 @@ fn seconds(
     match raw.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(v),
         Ok(v) if allow_zero && v == 0.0 => Ok(v),
-        _ => Err(ConfigError {
+        _ => Err(ConfigError::variable(
             variable,
-            value: raw,
-            expected: if allow_zero {
+            raw,
+            if allow_zero {
                 "expected a number of seconds, 0 or more"
             } else {
                 "expected a number of seconds greater than 0"
             },
-        }),
+        )),
     }
 }
 
 fn positive_f64(
     get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+    variable: &str,
     default: f64,
 ) -> Result<f64, ConfigError> {
     seconds(get, variable, default, false)
@@ -152,21 +186,14 @@ fn positive_f64(
 
 fn non_negative_f64(
     get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
+    variable: &str,
     default: f64,
 ) -> Result<f64, ConfigError> {
     seconds(get, variable, default, true)
 }
 
 /// An `http(s)://` URL without a trailing slash, so paths can be appended.
-fn base_url(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: &str,
-) -> Result<String, ConfigError> {
-    let Some(raw) = get(variable) else {
-        return Ok(default.to_owned());
-    };
+pub(crate) fn base_url(raw: &str) -> Result<String, &'static str> {
     let trimmed = raw.trim().trim_end_matches('/');
     match reqwest::Url::parse(trimmed) {
         Ok(url)
@@ -176,12 +203,25 @@ fn base_url(
         {
             Ok(trimmed.to_owned())
         }
-        _ => Err(ConfigError {
-            variable,
-            value: raw,
-            expected: "expected an http:// or https:// URL without a query string",
-        }),
+        _ => Err("expected an http:// or https:// URL without a query string"),
     }
+}
+
+/// A base URL from `variable`, if set.
+pub(crate) fn base_url_variable(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &str,
+) -> Result<Option<String>, ConfigError> {
+    get(variable)
+        .map(|raw| {
+            base_url(&raw).map_err(|expected| ConfigError::variable(variable, raw, expected))
+        })
+        .transpose()
+}
+
+/// Builds a variable error (for the registry's variables).
+pub(crate) fn variable_error(variable: &str, value: &str, expected: &str) -> ConfigError {
+    ConfigError::variable(variable, value, expected)
 }
 
 #[cfg(test)]
@@ -203,32 +243,11 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert_eq!(s.max_connections, 100);
         assert_eq!(s.max_keepalive_connections, 20);
-        assert_eq!(s.openai_base_url, "https://api.openai.com/v1");
-        assert_eq!(
-            s.openai_max_tokens_field,
-            MaxTokensField::MaxCompletionTokens
-        );
-        assert_eq!(s.anthropic_base_url, "https://api.anthropic.com");
+        assert!(!s.drop_unsupported_params);
         assert_eq!(s.anthropic_version, "2023-06-01");
         assert_eq!(s.anthropic_default_max_tokens, 1024);
         assert_eq!(s.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(s.shutdown_grace, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn other_base_url_defaults_to_max_tokens_and_loses_trailing_slash() {
-        let s = settings(&[("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")]).unwrap();
-        assert_eq!(s.openai_base_url, "http://127.0.0.1:9/v1");
-        assert_eq!(s.openai_max_tokens_field, MaxTokensField::MaxTokens);
-        let s = settings(&[
-            ("OPENAI_BASE_URL", "http://x/v1"),
-            ("OPENAI_MAX_TOKENS_FIELD", "max_completion_tokens"),
-        ])
-        .unwrap();
-        assert_eq!(
-            s.openai_max_tokens_field,
-            MaxTokensField::MaxCompletionTokens
-        );
     }
 
     #[test]
@@ -263,13 +282,19 @@ mod tests {
             ("OPENAI_BASE_URL", "not a url"),
             ("OPENAI_BASE_URL", "ftp://example.com"),
             ("ANTHROPIC_BASE_URL", "localhost:8080"),
+            ("GROQ_BASE_URL", "http://x/?key=1"),
             ("OPENAI_MAX_TOKENS_FIELD", "tokens"),
+            ("DEFAULT_PROVIDER", "nope"),
+            ("DROP_UNSUPPORTED_PARAMS", "yes"),
             ("ANTHROPIC_DEFAULT_MAX_TOKENS", "0"),
             ("MAX_BODY_BYTES", "4MB"),
             ("SHUTDOWN_GRACE_SECONDS", "-3"),
         ] {
             let err = settings(&[(var, value)]).unwrap_err();
-            assert_eq!(err.variable, var, "{var}={value}");
+            assert!(
+                matches!(&err, ConfigError::Variable { variable, .. } if variable == var),
+                "{var}={value}: {err}"
+            );
             assert!(err.to_string().contains(var), "{err}");
         }
     }
