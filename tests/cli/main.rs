@@ -15,5 +15,6 @@ mod broken_streams;
 mod errors_and_exit_codes;
 mod examples;
 mod output;
+mod providers;
 mod request;
 mod terminal;

@@ -112,12 +112,32 @@ impl Script {
 }
 
 /// A fixture SSE stream, one `Send` step per event (as a real upstream
-/// flushes them).
+/// flushes them); events end with `\n\n`, or `\r\n\r\n` as Gemini's do.
 pub fn sse_events(bytes: &[u8]) -> Vec<Step> {
-    let text = std::str::from_utf8(bytes).expect("utf-8 fixture");
-    text.split_inclusive("\n\n")
-        .map(|e| Step::Send(e.as_bytes().to_vec()))
-        .collect()
+    let mut steps = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = if bytes[i..].starts_with(b"\r\n\r\n") {
+            Some(i + 4)
+        } else if bytes[i..].starts_with(b"\n\n") {
+            Some(i + 2)
+        } else {
+            None
+        };
+        match end {
+            Some(end) => {
+                steps.push(Step::Send(bytes[start..end].to_vec()));
+                start = end;
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+    if start < bytes.len() {
+        steps.push(Step::Send(bytes[start..].to_vec()));
+    }
+    steps
 }
 
 type Handler = dyn Fn(&Recorded) -> Script + Send + Sync;
