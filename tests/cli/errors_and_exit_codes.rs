@@ -159,7 +159,7 @@ async fn usage_errors_exit_2_and_send_nothing() {
         ),
         (
             vec!["chat", "gemini", "-m", "x", "Hi"],
-            vec![],
+            vec![("GEMINI_API_KEY", " ")],
             "",
             "error: missing API key: set GEMINI_API_KEY (or GOOGLE_API_KEY) or pass --api-key\n",
         ),

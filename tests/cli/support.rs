@@ -51,6 +51,9 @@ pub fn upstream_env(mock: &MockUpstream) -> Vec<(&'static str, String)> {
         ("ANTHROPIC_BASE_URL", mock.url()),
         ("OPENAI_API_KEY", "sk-openai-test".to_owned()),
         ("ANTHROPIC_API_KEY", "sk-ant-test".to_owned()),
+        ("GEMINI_BASE_URL", format!("{}/v1beta", mock.url())),
+        ("GEMINI_API_KEY", "AIza-test".to_owned()),
+        ("OLLAMA_BASE_URL", format!("{}/v1", mock.url())),
         ("HTTP_TIMEOUT_SECONDS", "5".to_owned()),
     ]
 }
@@ -107,6 +110,12 @@ pub fn user(content: &str) -> serde_json::Value {
 /// Answers like the real upstreams: the chat or stream fixture of the
 /// provider the path belongs to.
 pub fn realistic(request: &Recorded) -> Script {
+    if request.path.ends_with(":generateContent") {
+        return Script::json(200, fixture("gemini-generate.json"));
+    }
+    if request.path.ends_with(":streamGenerateContent?alt=sse") {
+        return Script::sse(sse_events(&fixture("gemini-stream.sse")));
+    }
     let stream = request.json()["stream"] == true;
     match (request.path.as_str(), stream) {
         ("/v1/chat/completions", false) => Script::json(200, fixture("openai-chat.json")),
