@@ -1,12 +1,12 @@
 //! Anthropic Messages (`POST {base}/v1/messages`, base without `/v1`).
 
 use bytes::Bytes;
-use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    contains, normalize_stop_reason, secret_header, ChatRequest, ChatResponse, Message, Provider,
-    Role, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat, JSON,
+    contains, json_request, normalize_stop_reason, ChatRequest, ChatResponse, Message, Provider,
+    Role, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -117,20 +117,12 @@ impl WireFormat for Anthropic {
         };
         let version = HeaderValue::try_from(settings.anthropic_version.as_str())
             .map_err(|_| Error::invalid("ANTHROPIC_VERSION", "not a valid header value"))?;
-        let mut headers = vec![
-            (HeaderName::from_static("anthropic-version"), version),
-            (CONTENT_TYPE, JSON),
-        ];
-        if let Some(key) = api_key {
-            headers.push((
-                HeaderName::from_static("x-api-key"),
-                secret_header(key.to_owned())?,
-            ));
-        }
-        Ok(UpstreamRequest {
-            headers,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        })
+        let key = api_key.map(|key| (HeaderName::from_static("x-api-key"), key.to_owned()));
+        json_request(
+            vec![(HeaderName::from_static("anthropic-version"), version)],
+            key,
+            &body,
+        )
     }
 
     fn normalize(

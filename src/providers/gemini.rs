@@ -5,12 +5,12 @@
 //! would write it into every access log on the way.
 
 use bytes::Bytes;
-use reqwest::header::{HeaderName, CONTENT_TYPE};
+use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    secret_header, ChatRequest, ChatResponse, Provider, Role, StreamEvent, StreamFault, TailKind,
-    UpstreamRequest, Usage, WireFormat, JSON,
+    json_request, ChatRequest, ChatResponse, Provider, Role, StreamEvent, StreamFault, TailKind,
+    UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -247,17 +247,8 @@ impl WireFormat for Gemini {
                 temperature: request.temperature,
             },
         };
-        let mut headers = vec![(CONTENT_TYPE, JSON)];
-        if let Some(key) = api_key {
-            headers.push((
-                HeaderName::from_static("x-goog-api-key"),
-                secret_header(key.to_owned())?,
-            ));
-        }
-        Ok(UpstreamRequest {
-            headers,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        })
+        let key = api_key.map(|key| (HeaderName::from_static("x-goog-api-key"), key.to_owned()));
+        json_request(Vec::new(), key, &body)
     }
 
     fn normalize(

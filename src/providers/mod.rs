@@ -234,6 +234,23 @@ pub trait WireFormat: Send + Sync + 'static {
     }
 }
 
+/// A JSON request with `headers`, and the caller's key under its header
+/// when there is one.
+fn json_request(
+    mut headers: Vec<(HeaderName, HeaderValue)>,
+    key: Option<(HeaderName, String)>,
+    body: &impl serde::Serialize,
+) -> Result<UpstreamRequest> {
+    headers.push((reqwest::header::CONTENT_TYPE, JSON));
+    if let Some((name, value)) = key {
+        headers.push((name, secret_header(value)?));
+    }
+    Ok(UpstreamRequest {
+        headers,
+        body: serde_json::to_vec(body).unwrap_or_default(),
+    })
+}
+
 /// Builds an auth header value that `Debug` output and logs never show.
 fn secret_header(value: String) -> Result<HeaderValue> {
     let mut header = HeaderValue::try_from(value).map_err(|_| {
@@ -246,7 +263,7 @@ fn secret_header(value: String) -> Result<HeaderValue> {
     Ok(header)
 }
 
-pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// What a passthrough keeps of a stream's end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

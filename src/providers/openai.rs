@@ -2,12 +2,12 @@
 //! `/v1`): OpenAI itself and every OpenAI-compatible host.
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    contains, normalize_stop_reason, secret_header, ChatRequest, ChatResponse, MaxTokensField,
-    Message, Provider, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat, JSON,
+    contains, json_request, normalize_stop_reason, ChatRequest, ChatResponse, MaxTokensField,
+    Message, Provider, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
 use crate::error::Result;
@@ -98,14 +98,8 @@ impl WireFormat for OpenAi {
             max_completion_tokens,
             temperature: request.temperature,
         };
-        let mut headers = vec![(CONTENT_TYPE, JSON)];
-        if let Some(key) = api_key {
-            headers.push((AUTHORIZATION, secret_header(format!("Bearer {key}"))?));
-        }
-        Ok(UpstreamRequest {
-            headers,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        })
+        let key = api_key.map(|key| (AUTHORIZATION, format!("Bearer {key}")));
+        json_request(Vec::new(), key, &body)
     }
 
     fn normalize(
