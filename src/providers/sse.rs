@@ -94,11 +94,13 @@ mod tests {
     }
 
     async fn collect(name: &str, file: &str, size: usize) -> (String, Option<Error>) {
+        text_of(name, &fixture(file), size).await
+    }
+
+    /// The text of `stream`, cut into chunks of `size`, and how it ended.
+    async fn text_of(name: &str, stream: &[u8], size: usize) -> (String, Option<Error>) {
         let mut text = String::new();
-        let mut deltas = std::pin::pin!(text_deltas(
-            provider(name).unwrap(),
-            chunks(&fixture(file), size)
-        ));
+        let mut deltas = std::pin::pin!(text_deltas(provider(name).unwrap(), chunks(stream, size)));
         while let Some(delta) = deltas.next().await {
             match delta {
                 Ok(t) => text.push_str(&t),
@@ -151,26 +153,14 @@ mod tests {
         );
     }
 
-    async fn text_of(name: &str, stream: &[u8]) -> (String, Option<Error>) {
-        let mut text = String::new();
-        let mut deltas = std::pin::pin!(text_deltas(provider(name).unwrap(), chunks(stream, 5)));
-        while let Some(delta) = deltas.next().await {
-            match delta {
-                Ok(t) => text.push_str(&t),
-                Err(e) => return (text, Some(e)),
-            }
-        }
-        (text, None)
-    }
-
     #[tokio::test]
     async fn comments_and_keep_alives_are_skipped_and_in_band_errors_fail() {
         let stream = b": OPENROUTER PROCESSING\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n: keep-alive\n\ndata: [DONE]\n\n";
-        let (text, error) = text_of("openrouter", stream).await;
+        let (text, error) = text_of("openrouter", stream, 5).await;
         assert_eq!(text, "Hi");
         assert!(error.is_none(), "{error:?}");
         let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"error\":{\"message\":\"upstream overloaded\",\"code\":502}}\n\n";
-        let (text, error) = text_of("groq", stream).await;
+        let (text, error) = text_of("groq", stream, 5).await;
         assert_eq!(text, "Hi");
         assert!(
             matches!(&error, Some(Error::StreamFailed { message, .. }) if message == "upstream overloaded"),
@@ -182,7 +172,7 @@ mod tests {
     async fn a_gemini_stream_ends_well_only_after_a_final_event() {
         let full = fixture("gemini-stream.sse");
         let first_end = full.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let (text, error) = text_of("gemini", &full[..first_end]).await;
+        let (text, error) = text_of("gemini", &full[..first_end], 5).await;
         assert_eq!(text, "Hello! How");
         assert!(
             matches!(error, Some(Error::StreamTruncated { .. })),
@@ -190,7 +180,7 @@ mod tests {
         );
         // Older models mark every event as final: all of them are read.
         let every = b"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a\"}]},\"finishReason\": \"STOP\"}]}\r\n\r\ndata: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"b\"}]},\"finishReason\": \"STOP\"}]}\r\n\r\n";
-        let (text, error) = text_of("gemini", every).await;
+        let (text, error) = text_of("gemini", every, 5).await;
         assert_eq!(text, "ab");
         assert!(error.is_none(), "{error:?}");
     }
