@@ -347,3 +347,48 @@ base_url = "{url}/gem"
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_configured_timeout_applies_to_that_provider_only() {
+    let mock = MockUpstream::start(|request| {
+        if request.path.starts_with("/slow/") {
+            Script::never_answer()
+        } else {
+            openai_mock(request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("llmproxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.slow]\nkind = \"openai\"\nbase_url = \"{url}/slow/v1\"\nkey = \"none\"\ntimeout_seconds = 0.3\n",
+            url = mock.url()
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let server = ServeProcess::start_with(
+        &["--config", &config, "--port", "0"],
+        &[("OPENAI_BASE_URL", &format!("{}/v1", mock.url()))],
+    )
+    .await;
+    let reply = post_with_key(
+        &format!("{}/v1/chat/slow", server.url),
+        None,
+        chat_body("m", false),
+    )
+    .await;
+    assert_eq!(reply.status(), 504);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["detail"], "slow did not answer within 1s");
+    // The default (60 s) still applies to the others.
+    let reply = post_with_key(
+        &format!("{}/v1/chat/openai", server.url),
+        Some("k"),
+        chat_body("m", false),
+    )
+    .await;
+    assert_eq!(reply.status(), 200);
+}
