@@ -9,6 +9,7 @@
 //! one variant of [`Kind`]; adding a provider of a known format is data.
 
 mod anthropic;
+mod builtin;
 mod gemini;
 mod openai;
 mod registry;
@@ -25,7 +26,8 @@ use reqwest::header::{HeaderName, HeaderValue};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
-pub use registry::{Alias, Registry, BUILTIN_NAMES};
+pub use builtin::BUILTIN_NAMES;
+pub use registry::{Alias, Registry};
 pub use request::{messages_from_value, ChatRequest, Message, Role};
 pub use response::{normalize_stop_reason, ChatResponse, Usage};
 pub use sse::text_deltas;

@@ -6,92 +6,13 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 
+use super::builtin::{Builtin, BUILTINS, BUILTIN_NAMES};
 use super::{KeyPolicy, Kind, MaxTokensField, Provider};
 use crate::config::file::{KeyMode, ProviderEntry};
 use crate::config::{
     base_url, base_url_variable, variable_error, ConfigError, ConfigFile, OPENAI_DEFAULT_BASE_URL,
 };
 use crate::error::{Error, Result};
-
-/// A provider shipped with llmproxy: its defaults.
-struct Builtin {
-    name: &'static str,
-    kind: Kind,
-    base_url: &'static str,
-    key_variables: &'static [&'static str],
-    key: KeyPolicy,
-}
-
-const BUILTINS: [Builtin; 8] = [
-    Builtin {
-        name: "openai",
-        kind: Kind::OpenAi,
-        base_url: OPENAI_DEFAULT_BASE_URL,
-        key_variables: &["OPENAI_API_KEY"],
-        key: KeyPolicy::Required,
-    },
-    Builtin {
-        name: "anthropic",
-        kind: Kind::Anthropic,
-        base_url: "https://api.anthropic.com",
-        key_variables: &["ANTHROPIC_API_KEY"],
-        key: KeyPolicy::Required,
-    },
-    Builtin {
-        name: "gemini",
-        kind: Kind::Gemini,
-        base_url: "https://generativelanguage.googleapis.com/v1beta",
-        key_variables: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-        key: KeyPolicy::Required,
-    },
-    Builtin {
-        name: "ollama",
-        kind: Kind::OpenAi,
-        base_url: "http://127.0.0.1:11434/v1",
-        key_variables: &["OLLAMA_API_KEY"],
-        key: KeyPolicy::Optional,
-    },
-    Builtin {
-        name: "groq",
-        kind: Kind::OpenAi,
-        base_url: "https://api.groq.com/openai/v1",
-        key_variables: &["GROQ_API_KEY"],
-        key: KeyPolicy::Required,
-    },
-    Builtin {
-        name: "openrouter",
-        kind: Kind::OpenAi,
-        base_url: "https://openrouter.ai/api/v1",
-        key_variables: &["OPENROUTER_API_KEY"],
-        key: KeyPolicy::Required,
-    },
-    Builtin {
-        name: "deepseek",
-        kind: Kind::OpenAi,
-        base_url: "https://api.deepseek.com/v1",
-        key_variables: &["DEEPSEEK_API_KEY"],
-        key: KeyPolicy::Required,
-    },
-    Builtin {
-        name: "mistral",
-        kind: Kind::OpenAi,
-        base_url: "https://api.mistral.ai/v1",
-        key_variables: &["MISTRAL_API_KEY"],
-        key: KeyPolicy::Required,
-    },
-];
-
-/// The built-in providers' names, in the order they are listed.
-pub const BUILTIN_NAMES: [&str; 8] = [
-    "openai",
-    "anthropic",
-    "gemini",
-    "ollama",
-    "groq",
-    "openrouter",
-    "deepseek",
-    "mistral",
-];
 
 /// Reserved for the OpenAI-compatible route (`/v1/chat/completions`).
 const RESERVED: &str = "completions";
