@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 
 pub use request::{messages_from_value, ChatRequest, Message, Role};
-pub use response::{normalize_stop_reason, ChatResponse, Usage};
+pub use response::{normalize_stop_reason, ChatResponse, StreamUsage, Usage};
 pub use sse::text_deltas;
 pub use upstream::{Upstream, UpstreamResponse};
 
@@ -103,6 +103,14 @@ pub trait ChatProvider: Send + Sync + 'static {
     /// Whether the last bytes of a stream hold its end marker or an error
     /// event (so a clean close after them is not a truncation).
     fn stream_is_complete(&self, tail: &[u8]) -> bool;
+
+    /// The token usage the JSON `data` of one SSE event reports, if any.
+    /// Not called on every event: the server only passes events with a
+    /// member named `usage…` holding an object (`"usage": {`,
+    /// `"usageMetadata": {`), and of those only a stream's first and last.
+    fn stream_usage(&self, _data: &str) -> Option<StreamUsage> {
+        None
+    }
 }
 
 /// Builds an auth header value that `Debug` output and logs never show.
