@@ -125,7 +125,7 @@ async fn the_key_and_message_content_never_reach_the_logs_at_trace_level() {
     assert!(
         chat_lines
             .iter()
-            .any(|l| l.contains(r#"model="x status=500\nforged" status=200"#)),
+            .any(|l| l.contains(r#"model="x status=500\nforged" stream=false status=200"#)),
         "{}",
         chat_lines.join("\n")
     );

@@ -18,7 +18,7 @@ pub use args::Cli;
 use args::{Command, PromptArgs, ServeArgs};
 pub use exit::Failure;
 
-use crate::config::Settings;
+use crate::config::{LogFormat, Observability, Settings};
 use crate::providers::{self, ChatProvider, Upstream};
 
 /// Runs the parsed command line to completion.
@@ -31,13 +31,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             output::Output::default().write(&stdout)
         }
         Command::Serve(args) => {
-            init_logging("info");
+            let observability = Observability::from_env()?;
+            init_logging("info", observability.log_format);
             let settings = Arc::new(Settings::from_env()?);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)?;
-            runtime.block_on(serve(args, settings))
+            runtime.block_on(serve(args, settings, observability))
         }
         Command::Chat(args) => {
             let json = args.json;
@@ -69,7 +70,7 @@ where
     F: FnOnce(Upstream, &'static dyn ChatProvider, providers::ChatRequest, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    init_logging("warn");
+    init_logging("warn", Observability::from_env()?.log_format);
     let settings = Arc::new(Settings::from_env()?);
     let provider = providers::provider(&args.provider)?;
     let api_key = api_key(&args, provider)?;
@@ -112,7 +113,11 @@ fn api_key(args: &PromptArgs, provider: &dyn ChatProvider) -> Result<String, Fai
         .ok_or_else(|| Failure::Usage(format!("missing API key: set {variable} or pass --api-key")))
 }
 
-async fn serve(args: ServeArgs, settings: Arc<Settings>) -> Result<(), Failure> {
+async fn serve(
+    args: ServeArgs,
+    settings: Arc<Settings>,
+    observability: Observability,
+) -> Result<(), Failure> {
     // Handlers first: a signal that arrives once we announce the address
     // must start a drain, not kill the process.
     let shutdown = shutdown_signal().map_err(anyhow::Error::from)?;
@@ -121,7 +126,7 @@ async fn serve(args: ServeArgs, settings: Arc<Settings>) -> Result<(), Failure> 
         .map_err(|e| anyhow::anyhow!("could not listen on {}:{}: {e}", args.host, args.port))?;
     let address = listener.local_addr().map_err(anyhow::Error::from)?;
     tracing::info!("listening on http://{address}");
-    crate::server::serve(settings, listener, shutdown).await?;
+    crate::server::serve_with(settings, observability, listener, shutdown).await?;
     Ok(())
 }
 
@@ -147,13 +152,25 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
     })
 }
 
-/// Logs go to stderr (stdout is for data), at `RUST_LOG` or `default`.
-fn init_logging(default: &str) {
+/// Logs go to stderr (stdout is for data), at `RUST_LOG` or `default`, as
+/// text or as one JSON object per line (`LOG_FORMAT`).
+fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(exit::colour_stderr() && std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(exit::colour_stderr() && std::io::stderr().is_terminal())
+            .try_init(),
+        // Fields at the top level, next to timestamp, level and message.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+    crate::server::set_json_logs(format == LogFormat::Json);
 }
