@@ -159,15 +159,17 @@ async fn streams_count_their_tokens_and_how_they_ended() {
             "usage" => Script::sse(sse_events(&fixture("openai-stream-usage.sse"))),
             "cut" => Script::sse([cut.clone(), vec![Step::Close]].concat()),
             "anthropic" => Script::sse(sse_events(&fixture("anthropic-stream.sse"))),
+            "stall" => Script::sse([cut[..1].to_vec(), vec![Step::Stall]].concat()),
             _ => Script::sse(sse_events(&fixture("anthropic-stream-error.sse"))),
         }
     })
     .await;
-    let proxy = Proxy::start(&mock.url(), &[]).await;
+    let proxy = Proxy::start(&mock.url(), &[("HTTP_TIMEOUT_SECONDS", "0.3")]).await;
 
     for (provider, model) in [
         ("openai", "usage"),
         ("openai", "cut"),
+        ("openai", "stall"),
         ("anthropic", "anthropic"),
         ("anthropic", "error"),
     ] {
@@ -178,7 +180,7 @@ async fn streams_count_their_tokens_and_how_they_ended() {
     // A stream's record is written before its body ends, so it is counted
     // by the time the client has read it all.
     let text = scrape(&proxy).await;
-    assert_eq!(value(&text, &requests("openai", 200)), 2.0, "{text}");
+    assert_eq!(value(&text, &requests("openai", 200)), 3.0, "{text}");
     assert_eq!(value(&text, &requests("anthropic", 200)), 2.0);
     assert_eq!(value(&text, &tokens("openai", "input")), 19.0);
     assert_eq!(value(&text, &tokens("openai", "output")), 9.0);
@@ -187,18 +189,19 @@ async fn streams_count_their_tokens_and_how_they_ended() {
     assert_eq!(value(&text, &tokens("anthropic", "output")), 12.0);
     assert_eq!(value(&text, &stream_ends("openai", "complete")), 1.0);
     assert_eq!(value(&text, &stream_ends("openai", "truncated")), 1.0);
+    assert_eq!(value(&text, &stream_ends("openai", "timeout")), 1.0);
     assert_eq!(value(&text, &stream_ends("anthropic", "complete")), 1.0);
     assert_eq!(
         value(&text, &stream_ends("anthropic", "upstream_error")),
         1.0
     );
-    assert_eq!(total(&text, "llmproxy_stream_ends_total"), 4.0);
+    assert_eq!(total(&text, "llmproxy_stream_ends_total"), 5.0);
     assert_eq!(
         value(
             &text,
             r#"llmproxy_time_to_first_byte_seconds_count{provider="openai"}"#
         ),
-        2.0
+        3.0
     );
     assert_eq!(
         value(
@@ -207,7 +210,7 @@ async fn streams_count_their_tokens_and_how_they_ended() {
         ),
         2.0
     );
-    assert_eq!(value(&text, "llmproxy_overhead_seconds_count"), 4.0);
+    assert_eq!(value(&text, "llmproxy_overhead_seconds_count"), 5.0);
     assert_eq!(value(&text, "llmproxy_in_flight_requests"), 0.0);
 }
 
