@@ -102,6 +102,28 @@ async fn sigterm_drains_in_flight_streams_then_exits_0() {
         1,
         "the 503 never reached the upstream"
     );
+    let logs = final_logs(&server).await;
+    assert!(
+        logs.lines().any(|l| l.contains("status=503")
+            && l.contains("attempts=0")
+            && l.contains("error=shutdown")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("stream=true") && l.contains("stream_end=complete")),
+        "{logs}"
+    );
+}
+
+/// The logs of a server that has exited, once its last line has been read.
+async fn final_logs(server: &ServeProcess) -> String {
+    wait_until(
+        || server.logs().contains(" stopped"),
+        Duration::from_secs(5),
+    )
+    .await;
+    server.logs()
 }
 
 #[tokio::test]
@@ -143,6 +165,22 @@ async fn after_the_grace_period_open_streams_end_with_a_provider_error_event() {
     assert_eq!(status.code(), Some(0));
     // The upstream request was dropped with the stream.
     assert!(mock.wait_closed(1, Duration::from_secs(2)).await.is_some());
+    // Its log line says why it ended, with the input tokens of
+    // message_start (the stream got no further).
+    let logs = final_logs(&server).await;
+    let line = logs
+        .lines()
+        .find(|l| l.contains("stream_end="))
+        .unwrap_or_else(|| panic!("no stream line in\n{logs}"));
+    for field in [
+        "status=200",
+        "error=shutdown",
+        "stream_end=shutdown",
+        "input_tokens=14",
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+    assert!(!line.contains("output_tokens"), "{line}");
 }
 
 #[tokio::test]

@@ -27,6 +27,10 @@ fn invalid_configuration_stops_start_up_naming_the_variable() {
         ("OPENAI_BASE_URL", "not a url"),
         ("MAX_BODY_BYTES", "-1"),
         ("OPENAI_MAX_TOKENS_FIELD", "tokens"),
+        ("LOG_FORMAT", "xml"),
+        ("LOG_FORMAT", "JSON"),
+        ("METRICS", "yes"),
+        ("METRICS", "0"),
     ] {
         let output = serve(&["--port", "0"], &[(variable, value)]);
         assert_eq!(output.status.code(), Some(2), "{variable}");

@@ -18,7 +18,7 @@ pub use args::Cli;
 use args::{Command, PromptArgs, ServeArgs};
 pub use exit::Failure;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, LogFormat, Observability, Settings};
 use crate::providers::{ChatRequest, Provider, Registry, Upstream};
 
 /// Runs the parsed command line to completion, with the settings `main`
@@ -34,6 +34,7 @@ pub fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> Result<(), Fail
         }
         Command::Providers { json } => providers::list(&settings?, json),
         Command::Serve(args) => {
+            let observability = Observability::from_env()?;
             let settings = Arc::new(settings?);
             if args.check_config {
                 let registry = &settings.providers;
@@ -44,12 +45,12 @@ pub fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> Result<(), Fail
                 );
                 return output::Output::default().write(line.as_bytes());
             }
-            init_logging("info");
+            init_logging("info", observability.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)?;
-            runtime.block_on(serve(args, settings))
+            runtime.block_on(serve(args, settings, observability))
         }
         Command::Chat(args) => {
             let json = args.json;
@@ -89,7 +90,7 @@ where
     F: FnOnce(Upstream, &'static Provider, ChatRequest, Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    init_logging("warn");
+    init_logging("warn", Observability::from_env()?.log_format);
     let settings = Arc::new(settings?);
     let target = Target::resolve(&settings.providers, &args)?;
     let api_key = api_key(&args, target.provider)?;
@@ -194,7 +195,11 @@ fn api_key(args: &PromptArgs, provider: &Provider) -> Result<Option<String>, Fai
     }
 }
 
-async fn serve(args: ServeArgs, settings: Arc<Settings>) -> Result<(), Failure> {
+async fn serve(
+    args: ServeArgs,
+    settings: Arc<Settings>,
+    observability: Observability,
+) -> Result<(), Failure> {
     // Handlers first: a signal that arrives once we announce the address
     // must start a drain, not kill the process.
     let shutdown = shutdown_signal().map_err(anyhow::Error::from)?;
@@ -203,7 +208,7 @@ async fn serve(args: ServeArgs, settings: Arc<Settings>) -> Result<(), Failure> 
         .map_err(|e| anyhow::anyhow!("could not listen on {}:{}: {e}", args.host, args.port))?;
     let address = listener.local_addr().map_err(anyhow::Error::from)?;
     tracing::info!("listening on http://{address}");
-    crate::server::serve(settings, listener, shutdown).await?;
+    crate::server::serve_with(settings, observability, listener, shutdown).await?;
     Ok(())
 }
 
@@ -229,13 +234,25 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
     })
 }
 
-/// Logs go to stderr (stdout is for data), at `RUST_LOG` or `default`.
-fn init_logging(default: &str) {
+/// Logs go to stderr (stdout is for data), at `RUST_LOG` or `default`, as
+/// text or as one JSON object per line (`LOG_FORMAT`).
+fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(exit::colour_stderr() && std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(exit::colour_stderr() && std::io::stderr().is_terminal())
+            .try_init(),
+        // Fields at the top level, next to timestamp, level and message.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+    crate::server::set_json_logs(format == LogFormat::Json);
 }

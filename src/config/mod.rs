@@ -224,6 +224,110 @@ pub(crate) fn variable_error(variable: &str, value: &str, expected: &str) -> Con
     ConfigError::variable(variable, value, expected)
 }
 
+// --- Observability: LOG_FORMAT and METRICS -------------------------------
+// Kept apart from `Settings`: logging starts before the other settings are
+// read, and only `serve` has metrics.
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `tracing-subscriber`'s text lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observability {
+    pub log_format: LogFormat,
+    /// Whether `serve` answers `GET /metrics` (`METRICS`, default `true`).
+    pub metrics: bool,
+}
+
+impl Default for Observability {
+    fn default() -> Self {
+        Observability {
+            log_format: LogFormat::Text,
+            metrics: true,
+        }
+    }
+}
+
+impl Observability {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let log_format = match get("LOG_FORMAT") {
+            None => LogFormat::Text,
+            Some(raw) => match raw.trim() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::variable(
+                        "LOG_FORMAT",
+                        raw,
+                        "expected text or json",
+                    ))
+                }
+            },
+        };
+        let metrics = match get("METRICS") {
+            None => true,
+            Some(raw) => boolean("METRICS", &raw)?,
+        };
+        Ok(Observability {
+            log_format,
+            metrics,
+        })
+    }
+}
+
+#[cfg(test)]
+mod observability_tests {
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<Observability, ConfigError> {
+        Observability::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        assert_eq!(read(&[]).unwrap(), Observability::default());
+        assert_eq!(
+            read(&[("LOG_FORMAT", " ")]).unwrap(),
+            Observability::default()
+        );
+        let o = read(&[("LOG_FORMAT", "json"), ("METRICS", "false")]).unwrap();
+        assert_eq!(o.log_format, LogFormat::Json);
+        assert!(!o.metrics);
+        assert!(read(&[("METRICS", "true")]).unwrap().metrics);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (var, value) in [
+            ("LOG_FORMAT", "JSON"),
+            ("LOG_FORMAT", "logfmt"),
+            ("METRICS", "1"),
+            ("METRICS", "off"),
+        ] {
+            let err = read(&[(var, value)]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Variable { variable, .. } if variable == var),
+                "{var}={value}: {err}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

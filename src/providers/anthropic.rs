@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     contains, json_request, normalize_stop_reason, ChatRequest, ChatResponse, Message, Provider,
-    Role, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat,
+    Role, StreamEvent, StreamFault, StreamUsage, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -79,6 +79,45 @@ struct EventError {
     kind: Option<String>,
     #[serde(default)]
     message: Option<String>,
+}
+
+/// The usage of `message_start` (in `message`) and `message_delta`.
+#[derive(Deserialize)]
+struct UsageEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    message: Option<UsageMessage>,
+    #[serde(default)]
+    usage: Option<EventUsage>,
+}
+
+#[derive(Deserialize)]
+struct UsageMessage {
+    #[serde(default)]
+    usage: Option<EventUsage>,
+}
+
+#[derive(Deserialize)]
+struct EventUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl EventUsage {
+    /// Every input token, cached or not (as in [`Anthropic::normalize`]).
+    fn input(&self) -> Option<u64> {
+        self.input_tokens.map(|n| {
+            n + self.cache_creation_input_tokens.unwrap_or(0)
+                + self.cache_read_input_tokens.unwrap_or(0)
+        })
+    }
 }
 
 impl WireFormat for Anthropic {
@@ -200,6 +239,29 @@ impl WireFormat for Anthropic {
         // newline, so these cannot be faked by generated text.
         contains(tail, b"\nevent: message_stop") || contains(tail, b"\nevent: error")
     }
+
+    fn stream_usage(&self, data: &str) -> Option<StreamUsage> {
+        let event: UsageEvent = serde_json::from_str(data).ok()?;
+        match event.kind.as_str() {
+            // Its `output_tokens` is a placeholder (1): not reported.
+            "message_start" => {
+                let usage = event.message?.usage?;
+                Some(StreamUsage {
+                    input_tokens: usage.input(),
+                    output_tokens: None,
+                })
+            }
+            // Cumulative counts; `input_tokens` only in newer versions.
+            "message_delta" => {
+                let usage = event.usage?;
+                Some(StreamUsage {
+                    input_tokens: usage.input(),
+                    output_tokens: usage.output_tokens,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +364,47 @@ mod tests {
         assert_eq!(
             Anthropic.stream_event(r#"{"type":"error","error":{"details":null,"type":"overloaded_error","message":"Overloaded"}}"#),
             StreamEvent::Failed("overloaded_error: Overloaded".into())
+        );
+    }
+
+    #[test]
+    fn stream_usage_of_message_start_and_message_delta() {
+        let stream = fixture("anthropic-stream.sse");
+        let stream = std::str::from_utf8(&stream).unwrap();
+        let found: Vec<StreamUsage> = stream
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|data| Anthropic.stream_usage(data))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                StreamUsage {
+                    input_tokens: Some(14),
+                    output_tokens: None
+                },
+                StreamUsage {
+                    input_tokens: Some(14),
+                    output_tokens: Some(12)
+                }
+            ]
+        );
+        // An older message_delta without input_tokens, cache tokens counted.
+        assert_eq!(
+            Anthropic.stream_usage(
+                r#"{"type":"message_delta","delta":{},"usage":{"output_tokens":15}}"#
+            ),
+            Some(StreamUsage {
+                input_tokens: None,
+                output_tokens: Some(15)
+            })
+        );
+        assert_eq!(
+            Anthropic.stream_usage(r#"{"type":"message_start","message":{"usage":{"input_tokens":1,"cache_read_input_tokens":300,"output_tokens":1}}}"#),
+            Some(StreamUsage {
+                input_tokens: Some(301),
+                output_tokens: None
+            })
         );
     }
 

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 pub use builtin::BUILTIN_NAMES;
 pub use registry::{Alias, Registry};
 pub use request::{messages_from_value, ChatRequest, Message, Role};
-pub use response::{normalize_stop_reason, ChatResponse, Usage};
+pub use response::{normalize_stop_reason, ChatResponse, StreamUsage, Usage};
 pub use sse::text_deltas;
 pub use upstream::{Upstream, UpstreamResponse};
 
@@ -151,6 +151,12 @@ impl Provider {
         self.wire().stream_is_complete(tail)
     }
 
+    /// The token usage one SSE event reports, if any (see
+    /// [`WireFormat::stream_usage`]).
+    pub fn stream_usage(&self, data: &str) -> Option<StreamUsage> {
+        self.wire().stream_usage(data)
+    }
+
     /// What a passthrough keeps of a stream to judge its end.
     pub fn stream_tail(&self) -> StreamTail {
         StreamTail::new(self.wire().tail_kind())
@@ -233,6 +239,14 @@ pub trait WireFormat: Send + Sync + 'static {
     /// What of a stream's end [`WireFormat::stream_is_complete`] needs.
     fn tail_kind(&self) -> TailKind {
         TailKind::LastBytes
+    }
+
+    /// The token usage the JSON `data` of one SSE event reports, if any.
+    /// Not called on every event: the server only passes events with a
+    /// member named `usage…` holding an object (`"usage": {`,
+    /// `"usageMetadata": {`), and of those only a stream's first and last.
+    fn stream_usage(&self, _data: &str) -> Option<StreamUsage> {
+        None
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     contains, json_request, normalize_stop_reason, ChatRequest, ChatResponse, MaxTokensField,
-    Message, Provider, StreamEvent, StreamFault, UpstreamRequest, Usage, WireFormat,
+    Message, Provider, StreamEvent, StreamFault, StreamUsage, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
 use crate::error::Result;
@@ -72,6 +72,13 @@ struct ChunkChoice {
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+}
+
+/// The last chunk of a stream asked with `stream_options.include_usage`.
+#[derive(Deserialize)]
+struct UsageChunk {
+    #[serde(default)]
+    usage: Option<CompletionUsage>,
 }
 
 impl WireFormat for OpenAi {
@@ -181,6 +188,14 @@ impl WireFormat for OpenAi {
         contains(tail, b"data: [DONE]")
             || contains(tail, b"data:[DONE]")
             || contains(tail, b"{\"error\":")
+    }
+
+    fn stream_usage(&self, data: &str) -> Option<StreamUsage> {
+        let usage = serde_json::from_str::<UsageChunk>(data).ok()?.usage?;
+        Some(StreamUsage {
+            input_tokens: Some(usage.prompt_tokens),
+            output_tokens: Some(usage.completion_tokens),
+        })
     }
 }
 
@@ -311,6 +326,25 @@ mod tests {
             OpenAi.stream_event(r#"{"error":{"message":"boom","type":"server_error"}}"#),
             StreamEvent::Failed("boom".into())
         );
+    }
+
+    #[test]
+    fn stream_usage_comes_from_the_usage_chunk_only() {
+        let stream = crate::providers::test_fixture("openai-stream-usage.sse");
+        let stream = std::str::from_utf8(&stream).unwrap();
+        let found: Vec<StreamUsage> = stream
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|data| OpenAi.stream_usage(data))
+            .collect();
+        assert_eq!(
+            found,
+            [StreamUsage {
+                input_tokens: Some(19),
+                output_tokens: Some(9)
+            }]
+        );
+        assert_eq!(OpenAi.stream_usage("[DONE]"), None);
     }
 
     #[test]

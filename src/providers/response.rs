@@ -11,6 +11,15 @@ pub struct Usage {
     pub output_tokens: u64,
 }
 
+/// The token counts one stream event reports, each when the event carries
+/// it. Counts are cumulative: a later event's value replaces an earlier
+/// one, never adds to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamUsage {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatResponse {
     pub provider: String,

@@ -143,6 +143,11 @@ impl UpstreamResponse {
         self.provider
     }
 
+    /// The upstream's (2xx) status, for the request log.
+    pub fn status(&self) -> u16 {
+        self.response.status().as_u16()
+    }
+
     /// Request-id and retry headers worth handing to the caller.
     pub fn passthrough_headers(&self) -> Vec<(&'static str, String)> {
         passthrough_headers(&self.response)

@@ -3,7 +3,20 @@
 //! every character).
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Says that log lines are JSON (`LOG_FORMAT=json`): the request line then
+/// records raw strings and numbers instead of these text forms.
+pub fn set_json(json: bool) {
+    JSON.store(json, Ordering::Relaxed);
+}
+
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
 
 /// A client-supplied string: written as is when it holds only plain
 /// identifier characters, quoted and escaped otherwise (so it can forge
@@ -32,6 +45,11 @@ impl fmt::Display for Millis {
         let micros = self.0.as_micros();
         write!(f, "{}.{:03}", micros / 1000, micros % 1000)
     }
+}
+
+/// Milliseconds with microsecond precision, as a number (JSON lines).
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
 }
 
 #[cfg(test)]

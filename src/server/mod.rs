@@ -9,10 +9,14 @@ mod errors;
 mod handlers;
 mod idle_trim;
 mod log_fields;
+mod metrics;
+mod openapi;
 mod passthrough;
+mod request_id;
 mod request_log;
 mod routes;
 mod state;
+mod stream_scan;
 mod write_timeout;
 
 use std::future::Future;
@@ -27,24 +31,37 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 pub use errors::status_of;
-pub use routes::routes;
+pub use log_fields::set_json as set_json_logs;
+pub use request_id::HEADER as REQUEST_ID_HEADER;
+pub use routes::{routes, ROUTES};
 pub use state::AppState;
 
-use crate::config::Settings;
+use crate::config::{Observability, Settings};
 use crate::providers::Upstream;
 
 /// How long open streams get to flush their final error event after the
 /// grace period ends.
 const FINAL_FLUSH: Duration = Duration::from_millis(500);
 
-/// Serves on `listener` until `shutdown` resolves, then drains.
+/// Serves on `listener` until `shutdown` resolves, then drains (with the
+/// default [`Observability`]: metrics on).
 pub async fn serve(
     settings: Arc<Settings>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_with(settings, Observability::default(), listener, shutdown).await
+}
+
+/// [`serve`] with `LOG_FORMAT`/`METRICS` settings.
+pub async fn serve_with(
+    settings: Arc<Settings>,
+    observability: Observability,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let upstream = Upstream::new(settings.clone())?;
-    let state = AppState::new(upstream);
+    let state = AppState::with_metrics(upstream, observability.metrics);
     let trimmer = idle_trim::spawn_idle_trim(state.clone());
     let service = warp::service(routes::routes(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);

@@ -1,17 +1,21 @@
 //! Streaming replies: upstream SSE bytes go to the client exactly as
-//! received, chunk by chunk, with no parsing on the way.
+//! received, chunk by chunk, with no parsing on the way (a byte search
+//! finds the few events worth a look for the log, see `stream_scan`).
 //!
 //! The response body polls the upstream stream itself: no task and no
 //! channel in between, so a chunk costs no extra wake-up and an open stream
 //! holds no extra buffer. Backpressure is the sockets': while the client's
 //! socket is full, hyper does not poll the body and the upstream is not
 //! read. A client that stays stuck is cut by the connection's write timeout
-//! ([`super::stall`]), which drops this body and with it the upstream
+//! ([`super::write_timeout`]), which drops this body and with it the upstream
 //! connection. A failure is reported in the provider's own error format.
+//! The body also carries the request's log record, written when the stream
+//! ends (how it ended, its usage) or when the body is dropped before.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -20,22 +24,34 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::errors::insert_passthrough;
+use super::request_log::{RequestLog, StreamEnd};
 use super::state::{AppState, InFlight};
+use super::stream_scan::StreamScan;
 use crate::error::Error;
 use crate::providers::{Provider, StreamFault, StreamTail, UpstreamResponse};
 
-/// Waits for the first upstream chunk (so that a failure before any byte
-/// still gets a proper status, 502 or 504), then answers 200 and passes the
-/// rest on as it arrives.
-pub async fn stream_reply(
+/// A stream whose first upstream chunk has arrived: the reply can start.
+pub struct OpenStream<S> {
+    provider: &'static Provider,
+    headers: Vec<(&'static str, String)>,
+    first: Bytes,
+    chunks: Pin<Box<S>>,
+}
+
+/// Waits for the first upstream chunk, so that a failure before any byte
+/// still gets a proper status (502 or 504). The wait counts as upstream
+/// time in `log`.
+pub async fn open_stream(
     upstream: UpstreamResponse,
-    state: &AppState,
-    in_flight: InFlight,
-) -> Result<Response, Error> {
+    log: &mut RequestLog,
+) -> Result<OpenStream<impl Stream<Item = Result<Bytes, Error>> + Send + Sync + 'static>, Error> {
     let provider = upstream.provider();
     let headers = upstream.passthrough_headers();
     let mut chunks = Box::pin(upstream.into_bytes());
-    let first = match chunks.next().await {
+    let waiting = Instant::now();
+    let first = chunks.next().await;
+    log.waited(waiting);
+    let first = match first {
         Some(chunk) => chunk?,
         None => {
             return Err(Error::InvalidReply {
@@ -44,34 +60,60 @@ pub async fn stream_reply(
             })
         }
     };
-    let mut tail = provider.stream_tail();
-    tail.push(&first);
-    let body = Passthrough {
+    Ok(OpenStream {
         provider,
-        pending: Some(first),
+        headers,
+        first,
         chunks,
-        aborted: Box::pin(state.aborted()),
-        tail,
-        ended: false,
-        _in_flight: in_flight,
-    };
+    })
+}
 
-    let mut reply = warp::reply::stream(body).into_response();
-    *reply.status_mut() = StatusCode::OK;
-    let h = reply.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    insert_passthrough(h, &headers);
-    Ok(reply)
+impl<S> OpenStream<S>
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send + Sync + 'static,
+{
+    /// Answers 200 and passes the stream on as it arrives. The body owns
+    /// `log` from here and writes it when the stream ends.
+    pub fn into_reply(
+        self,
+        state: &AppState,
+        in_flight: InFlight,
+        mut log: RequestLog,
+    ) -> Response {
+        let mut tail = self.provider.stream_tail();
+        tail.push(&self.first);
+        log.streaming(StatusCode::OK.as_u16());
+        log.head_ready();
+        let body = Passthrough {
+            provider: self.provider,
+            pending: Some(self.first),
+            chunks: self.chunks,
+            aborted: Box::pin(state.aborted()),
+            tail,
+            ended: false,
+            scan: StreamScan::default(),
+            log,
+            _in_flight: in_flight,
+        };
+
+        let mut reply = warp::reply::stream(body).into_response();
+        *reply.status_mut() = StatusCode::OK;
+        let h = reply.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        insert_passthrough(h, &self.headers);
+        reply
+    }
 }
 
 /// The response body: the upstream's chunks in order, then, if the stream
 /// did not end properly, one error event. Dropping it (the client left, or
-/// its connection timed out) drops the upstream connection.
+/// its connection timed out) drops the upstream connection. It writes the
+/// request's log record when the stream ends, or when it is dropped before.
 struct Passthrough<S> {
     provider: &'static Provider,
     /// A chunk read but not yet handed out (the first one).
@@ -82,6 +124,9 @@ struct Passthrough<S> {
     /// The last bytes seen, to tell a finished stream from a truncated one.
     tail: StreamTail,
     ended: bool,
+    /// Usage and error events, found without parsing every chunk.
+    scan: StreamScan,
+    log: RequestLog,
     _in_flight: InFlight,
 }
 
@@ -94,25 +139,37 @@ where
             return Poll::Ready(None);
         }
         if let Some(first) = self.pending.take() {
+            self.log.first_byte();
+            self.scan.push(self.provider, &first);
             return Poll::Ready(Some(first));
         }
         if self.aborted.as_mut().poll(cx).is_ready() {
-            return self.fail(StreamFault::ShuttingDown, "the proxy is shutting down");
+            return self.fail(
+                StreamFault::ShuttingDown,
+                StreamEnd::Shutdown,
+                "the proxy is shutting down",
+            );
         }
         match ready!(self.chunks.as_mut().poll_next(cx)) {
             Some(Ok(chunk)) => {
                 self.tail.push(&chunk);
+                self.scan.push(self.provider, &chunk);
                 Poll::Ready(Some(chunk))
             }
             Some(Err(error)) => {
-                let fault = match error {
-                    Error::Timeout { .. } => StreamFault::Timeout,
-                    _ => StreamFault::Disconnected,
+                let (fault, how) = match error {
+                    Error::Timeout { .. } => (StreamFault::Timeout, StreamEnd::Timeout),
+                    _ => (StreamFault::Disconnected, StreamEnd::Truncated),
                 };
-                self.fail(fault, &error.to_string())
+                self.fail(fault, how, &error.to_string())
             }
             None if self.provider.stream_is_complete(self.tail.bytes()) => {
-                self.ended = true;
+                let how = if self.scan.upstream_error() {
+                    StreamEnd::UpstreamError
+                } else {
+                    StreamEnd::Complete
+                };
+                self.end(how);
                 Poll::Ready(None)
             }
             None => {
@@ -120,15 +177,32 @@ where
                     "{} closed the stream before its end marker",
                     self.provider.name()
                 );
-                self.fail(StreamFault::Disconnected, &message)
+                self.fail(StreamFault::Disconnected, StreamEnd::Truncated, &message)
             }
         }
     }
 
     /// Ends the stream with one event in the provider's error format.
-    fn fail(&mut self, fault: StreamFault, message: &str) -> Poll<Option<Bytes>> {
-        self.ended = true;
+    fn fail(&mut self, fault: StreamFault, how: StreamEnd, message: &str) -> Poll<Option<Bytes>> {
+        self.end(how);
         Poll::Ready(Some(self.provider.error_event(fault, message)))
+    }
+}
+
+impl<S> Passthrough<S> {
+    /// Marks the stream over and writes its record.
+    fn end(&mut self, how: StreamEnd) {
+        self.ended = true;
+        let usage = self.scan.finish(self.provider);
+        self.log.stream_ended(how, usage);
+    }
+}
+
+impl<S> Drop for Passthrough<S> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(StreamEnd::ClientClosed);
+        }
     }
 }
 

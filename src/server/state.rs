@@ -1,16 +1,20 @@
-//! State shared by every request: the upstream client and the shutdown
-//! machinery (draining flag, in-flight count, grace-expired signal).
+//! State shared by every request: the upstream client, the metrics, and
+//! the shutdown machinery (draining flag, in-flight count, grace-expired
+//! signal).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{watch, Notify};
 
+use super::metrics::Metrics;
 use crate::providers::Upstream;
 
 #[derive(Clone)]
 pub struct AppState {
     pub upstream: Upstream,
+    /// `None` when `METRICS=false`.
+    metrics: Option<Arc<Metrics>>,
     shutdown: Arc<Shutdown>,
 }
 
@@ -36,9 +40,17 @@ impl Drop for InFlight {
 }
 
 impl AppState {
+    /// With metrics.
     pub fn new(upstream: Upstream) -> Self {
+        Self::with_metrics(upstream, true)
+    }
+
+    pub fn with_metrics(upstream: Upstream, metrics: bool) -> Self {
+        let metrics =
+            metrics.then(|| Arc::new(Metrics::new(upstream.settings().providers.provider_names())));
         AppState {
             upstream,
+            metrics,
             shutdown: Arc::new(Shutdown {
                 draining: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
@@ -47,6 +59,10 @@ impl AppState {
                 abort: watch::channel(false).0,
             }),
         }
+    }
+
+    pub fn metrics(&self) -> Option<Arc<Metrics>> {
+        self.metrics.clone()
     }
 
     pub fn is_draining(&self) -> bool {

@@ -30,6 +30,8 @@ impl Proxy {
         }
         let settings =
             llmproxy::config::Settings::from_lookup(|name| map.get(name).cloned()).unwrap();
+        let observability =
+            llmproxy::config::Observability::from_lookup(|name| map.get(name).cloned()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -37,7 +39,7 @@ impl Proxy {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            llmproxy::server::serve(Arc::new(settings), listener, shutdown)
+            llmproxy::server::serve_with(Arc::new(settings), observability, listener, shutdown)
                 .await
                 .unwrap();
         });
@@ -120,8 +122,11 @@ impl ServeProcess {
                 .expect("server printed its address");
             captured.lock().unwrap().push_str(&line);
             captured.lock().unwrap().push('\n');
+            // Text or JSON lines: the URL ends at a blank or a quote.
             if let Some(at) = line.find("listening on ") {
-                break line[at + "listening on ".len()..].trim().to_owned();
+                let rest = &line[at + "listening on ".len()..];
+                let end = rest.find(['"', ' ']).unwrap_or(rest.len());
+                break rest[..end].trim().to_owned();
             }
         };
         let sink = captured.clone();
