@@ -259,3 +259,32 @@ async fn metrics_false_turns_the_route_off() {
         .unwrap();
     assert_eq!(reply.status(), 200);
 }
+
+#[tokio::test]
+async fn gemini_tokens_come_from_whole_replies_and_from_the_last_stream_event() {
+    let mock = MockUpstream::start(|request| {
+        if request.path.contains(":streamGenerateContent") {
+            Script::sse(sse_events(&fixture("gemini-stream.sse")))
+        } else {
+            Script::json(200, fixture("gemini-generate.json"))
+        }
+    })
+    .await;
+    let base = format!("{}/v1beta", mock.url());
+    let proxy = Proxy::start(&mock.url(), &[("GEMINI_BASE_URL", &base)]).await;
+    for stream in [false, true] {
+        let reply = post(
+            &proxy.chat_url("gemini"),
+            chat_body("gemini-2.5-flash", stream),
+        )
+        .await;
+        assert_eq!(reply.status(), 200);
+        reply.bytes().await.unwrap();
+    }
+    let text = scrape(&proxy).await;
+    // 11 in and 9 + 27 out, once whole and once streamed (the stream's
+    // events carry 30, 33 and 36 output tokens: only the last counts).
+    assert_eq!(value(&text, &tokens("gemini", "input")), 22.0, "{text}");
+    assert_eq!(value(&text, &tokens("gemini", "output")), 72.0);
+    assert_eq!(value(&text, &stream_ends("gemini", "complete")), 1.0);
+}

@@ -9,8 +9,8 @@ use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    json_request, ChatRequest, ChatResponse, Provider, Role, StreamEvent, StreamFault, TailKind,
-    UpstreamRequest, Usage, WireFormat,
+    json_request, ChatRequest, ChatResponse, Provider, Role, StreamEvent, StreamFault, StreamUsage,
+    TailKind, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -348,6 +348,24 @@ impl WireFormat for Gemini {
     fn tail_kind(&self) -> TailKind {
         TailKind::LastEvent
     }
+
+    fn stream_usage(&self, data: &str) -> Option<StreamUsage> {
+        // Every event repeats the cumulative counts; the last one wins.
+        let reply: UsageOnly = serde_json::from_str(data).ok()?;
+        let usage = reply.usage_metadata?;
+        Some(StreamUsage {
+            input_tokens: Some(usage.prompt_token_count),
+            output_tokens: Some(usage.candidates_token_count + usage.thoughts_token_count),
+        })
+    }
+}
+
+/// Only the usage of a stream event (its text is not needed).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageOnly {
+    #[serde(default)]
+    usage_metadata: Option<UsageMetadata>,
 }
 
 #[cfg(test)]
@@ -547,6 +565,20 @@ mod tests {
             ),
             StreamEvent::Failed("UNAVAILABLE: overloaded".into())
         );
+    }
+
+    #[test]
+    fn stream_usage_is_the_cumulative_count_of_each_event() {
+        let stream = fixture("gemini-stream.sse");
+        let found: Vec<StreamUsage> = std::str::from_utf8(&stream)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|data| Gemini.stream_usage(data))
+            .collect();
+        let outputs: Vec<_> = found.iter().map(|u| u.output_tokens).collect();
+        assert_eq!(outputs, [Some(30), Some(33), Some(36)]);
+        assert!(found.iter().all(|u| u.input_tokens == Some(11)));
     }
 
     fn complete(stream: &[u8]) -> bool {
