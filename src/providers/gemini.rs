@@ -198,9 +198,9 @@ impl WireFormat for Gemini {
         None
     }
 
-    fn request_url(&self, base_url: &str, request: &ChatRequest) -> Result<String> {
-        let model = model_segment(&request.model)?;
-        Ok(if request.stream {
+    fn request_url(&self, base_url: &str, model: &str, stream: bool) -> Result<String> {
+        let model = model_segment(model)?;
+        Ok(if stream {
             format!("{base_url}/models/{model}:streamGenerateContent?alt=sse")
         } else {
             format!("{base_url}/models/{model}:generateContent")
@@ -409,19 +409,15 @@ mod tests {
     fn urls_name_the_model_and_the_method_and_never_the_key() {
         let base = &provider().base_url;
         assert_eq!(
-            Gemini
-                .request_url(base, &request("gemini-2.0-flash", false))
-                .unwrap(),
+            Gemini.request_url(base, "gemini-2.0-flash", false).unwrap(),
             "http://127.0.0.1:1/v1beta/models/gemini-2.0-flash:generateContent"
         );
         assert_eq!(
-            Gemini
-                .request_url(base, &request("gemini 2", true))
-                .unwrap(),
+            Gemini.request_url(base, "gemini 2", true).unwrap(),
             "http://127.0.0.1:1/v1beta/models/gemini%202:streamGenerateContent?alt=sse"
         );
         for bad in ["a/b", "a?b", "a#b", "..", "x..y"] {
-            let err = Gemini.request_url(base, &request(bad, false)).unwrap_err();
+            let err = Gemini.request_url(base, bad, false).unwrap_err();
             assert!(
                 matches!(err, Error::InvalidField { ref field, .. } if field == "model"),
                 "{bad}"

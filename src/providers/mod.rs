@@ -31,7 +31,7 @@ pub use registry::{Alias, Registry};
 pub use request::{messages_from_value, ChatRequest, Message, Role};
 pub use response::{normalize_stop_reason, ChatResponse, StreamUsage, Usage};
 pub use sse::text_deltas;
-pub use upstream::{Upstream, UpstreamResponse};
+pub use upstream::{Prepared, Upstream, UpstreamResponse};
 
 /// The wire formats llmproxy speaks natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -157,6 +157,26 @@ impl Provider {
         self.wire().stream_usage(data)
     }
 
+    /// The URL of a request for `model`: the endpoint parsed once, or (for
+    /// formats whose URL names the model) built and checked now.
+    pub fn url(&self, model: &str, stream: bool) -> Result<reqwest::Url> {
+        if let Some(url) = &self.endpoint {
+            return Ok(url.clone());
+        }
+        let url = self.wire().request_url(&self.base_url, model, stream)?;
+        reqwest::Url::parse(&url).map_err(|e| Error::invalid("model", e.to_string()))
+    }
+
+    /// Auth headers and JSON body of the native route's `request`.
+    pub fn build_request(
+        &self,
+        settings: &Settings,
+        request: &ChatRequest,
+        api_key: Option<&str>,
+    ) -> Result<UpstreamRequest> {
+        self.wire().build_request(self, settings, request, api_key)
+    }
+
     /// What a passthrough keeps of a stream to judge its end.
     pub fn stream_tail(&self) -> StreamTail {
         StreamTail::new(self.wire().tail_kind())
@@ -164,10 +184,11 @@ impl Provider {
 }
 
 /// Headers and body of a provider-specific request.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct UpstreamRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Vec<u8>,
+    /// Cheap to clone, for another attempt.
+    pub body: Bytes,
 }
 
 /// What one upstream SSE event means to a reader of text.
@@ -201,9 +222,10 @@ pub trait WireFormat: Send + Sync + 'static {
     /// The URL of every request, when it does not depend on the request.
     fn fixed_endpoint(&self, base_url: &str) -> Option<String>;
 
-    /// The URL of `request`, for formats without a fixed endpoint.
-    fn request_url(&self, base_url: &str, request: &ChatRequest) -> Result<String> {
-        let _ = request;
+    /// The URL of a request for `model`, for formats without a fixed
+    /// endpoint.
+    fn request_url(&self, base_url: &str, model: &str, stream: bool) -> Result<String> {
+        let _ = (model, stream);
         self.fixed_endpoint(base_url)
             .ok_or_else(|| Error::invalid("model", "no endpoint for this provider"))
     }
@@ -263,7 +285,7 @@ fn json_request(
     }
     Ok(UpstreamRequest {
         headers,
-        body: serde_json::to_vec(body).unwrap_or_default(),
+        body: serde_json::to_vec(body).unwrap_or_default().into(),
     })
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ChatRequest, ChatResponse, Provider};
+use super::{ChatRequest, ChatResponse, Provider, UpstreamRequest};
 use crate::config::Settings;
 use crate::error::{Error, Result, PASSTHROUGH_HEADERS};
 
@@ -21,6 +21,14 @@ pub struct Upstream {
     clients: Arc<Vec<(Duration, reqwest::Client)>>,
     settings: Arc<Settings>,
     slots: Arc<Semaphore>,
+}
+
+/// A request ready to send.
+pub struct Prepared {
+    pub url: reqwest::Url,
+    pub wire: UpstreamRequest,
+    /// The model it names (Gemini replies may not say which answered).
+    pub model: String,
 }
 
 /// A 2xx upstream reply whose body has not been read yet. It holds one
@@ -53,24 +61,30 @@ impl Upstream {
         &self.settings
     }
 
-    /// Sends `request` and waits for the status line. A non-2xx status is
-    /// returned as [`Error::UpstreamStatus`] with the upstream body.
+    /// Sends the native route's `request`; see [`Upstream::send_prepared`].
     pub async fn send(
         &self,
         provider: &'static Provider,
         request: &ChatRequest,
         api_key: Option<&str>,
     ) -> Result<UpstreamResponse> {
-        let wire = provider
-            .wire()
-            .build_request(provider, &self.settings, request, api_key)?;
-        let url = match &provider.endpoint {
-            Some(url) => url.clone(),
-            None => {
-                let url = provider.wire().request_url(&provider.base_url, request)?;
-                reqwest::Url::parse(&url).map_err(|e| Error::invalid("model", e.to_string()))?
-            }
+        let prepared = Prepared {
+            url: provider.url(&request.model, request.stream)?,
+            wire: provider.build_request(&self.settings, request, api_key)?,
+            model: request.model.clone(),
         };
+        self.send_prepared(provider, prepared).await
+    }
+
+    /// Sends a request built by any front-end (the provider's extra headers
+    /// are added here) and waits for the status line. A non-2xx status is
+    /// returned as [`Error::UpstreamStatus`] with the upstream body.
+    pub async fn send_prepared(
+        &self,
+        provider: &'static Provider,
+        prepared: Prepared,
+    ) -> Result<UpstreamResponse> {
+        let Prepared { url, wire, model } = prepared;
         let timeout = provider.timeout;
         let slot = tokio::time::timeout(timeout, self.slots.clone().acquire_owned())
             .await
@@ -103,7 +117,7 @@ impl Upstream {
         }
         Ok(UpstreamResponse {
             provider,
-            model: request.model.clone(),
+            model,
             response,
             slot,
         })
