@@ -5,7 +5,14 @@ use bytes::Bytes;
 
 /// Headers of an upstream error reply that callers need to see (rate-limit
 /// back-off and request ids for support tickets).
-pub const PASSTHROUGH_HEADERS: [&str; 3] = ["retry-after", "x-request-id", "request-id"];
+/// `retry-after-ms` and `x-should-retry` also steer the SDKs' own retries.
+pub const PASSTHROUGH_HEADERS: [&str; 5] = [
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "x-request-id",
+    "request-id",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

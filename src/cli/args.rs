@@ -97,6 +97,10 @@ pub struct PromptArgs {
     /// API key [default: the provider's variable, e.g. OPENAI_API_KEY; see `llmproxy providers`]
     #[arg(long, value_name = "KEY", value_hint = ValueHint::Other)]
     pub api_key: Option<String>,
+    /// Retries of a failed request (429, 5xx, refused connections)
+    /// [default: UPSTREAM_MAX_RETRIES, else the provider's `retries`, else 2]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
     /// Ignore stdin even when it is not a terminal (cron, CI)
     #[arg(long)]
     pub no_stdin: bool,

@@ -18,8 +18,7 @@ pub async fn chat(
 ) -> Result<(), Failure> {
     let spinner = Spinner::start();
     let reply = async {
-        upstream
-            .send(provider, request, api_key)
+        super::send::send(upstream, provider, request, api_key)
             .await?
             .into_chat_response()
             .await

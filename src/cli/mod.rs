@@ -7,6 +7,7 @@ pub mod exit;
 mod output;
 mod prompt;
 mod providers;
+mod send;
 mod stream;
 
 use std::io::IsTerminal;
@@ -91,7 +92,13 @@ where
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
     init_logging("warn", Observability::from_env()?.log_format);
-    let settings = Arc::new(settings?);
+    let mut settings = settings?;
+    // The CLI is the client: it retries unless told otherwise.
+    settings.default_retries = 2;
+    if let Some(retries) = args.retries {
+        settings.max_retries = Some(retries);
+    }
+    let settings = Arc::new(settings);
     let target = Target::resolve(&settings.providers, &args)?;
     let api_key = api_key(&args, target.provider)?;
     let mut request =

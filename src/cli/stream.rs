@@ -16,7 +16,7 @@ pub async fn stream(
     api_key: Option<&str>,
     raw: bool,
 ) -> Result<(), Failure> {
-    let response = upstream.send(provider, request, api_key).await?;
+    let response = super::send::send(upstream, provider, request, api_key).await?;
     let mut out = Output::default();
     if raw {
         // Each chunk goes out unchanged as it passes; the adapter's SSE

@@ -31,6 +31,12 @@ pub struct Settings {
     /// The OpenAI-compatible route drops parameters a provider cannot honour
     /// instead of refusing the request.
     pub drop_unsupported_params: bool,
+    /// `UPSTREAM_MAX_RETRIES` (or the CLI's `--retries`): wins over every
+    /// provider's `retries`.
+    pub max_retries: Option<u32>,
+    /// Retries when neither that nor the provider says: 0 for `serve` (the
+    /// SDKs in front of it retry already), 2 for `chat`/`stream`.
+    pub default_retries: u32,
 }
 
 pub const OPENAI_DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -106,7 +112,19 @@ impl Settings {
             )?),
             providers: Registry::resolve(&get, timeout_variable, file)?,
             drop_unsupported_params,
+            max_retries: get("UPSTREAM_MAX_RETRIES")
+                .map(|_| number(&get, "UPSTREAM_MAX_RETRIES", 0))
+                .transpose()?
+                .map(|n| n.min(u64::from(u32::MAX)) as u32),
+            default_retries: 0,
         })
+    }
+
+    /// How many times a failed attempt to `provider` may be retried.
+    pub fn retries_for(&self, provider: &crate::providers::Provider) -> u32 {
+        self.max_retries
+            .or(provider.retries)
+            .unwrap_or(self.default_retries)
     }
 }
 
@@ -348,6 +366,7 @@ mod tests {
         assert_eq!(s.max_connections, 100);
         assert_eq!(s.max_keepalive_connections, 20);
         assert!(!s.drop_unsupported_params);
+        assert_eq!((s.max_retries, s.default_retries), (None, 0));
         assert_eq!(s.anthropic_version, "2023-06-01");
         assert_eq!(s.anthropic_default_max_tokens, 1024);
         assert_eq!(s.max_body_bytes, 4 * 1024 * 1024);
@@ -390,6 +409,8 @@ mod tests {
             ("OPENAI_MAX_TOKENS_FIELD", "tokens"),
             ("DEFAULT_PROVIDER", "nope"),
             ("DROP_UNSUPPORTED_PARAMS", "yes"),
+            ("UPSTREAM_MAX_RETRIES", "-1"),
+            ("UPSTREAM_MAX_RETRIES", "two"),
             ("ANTHROPIC_DEFAULT_MAX_TOKENS", "0"),
             ("MAX_BODY_BYTES", "4MB"),
             ("SHUTDOWN_GRACE_SECONDS", "-3"),

@@ -15,6 +15,7 @@ mod openai;
 mod registry;
 mod request;
 mod response;
+mod retry;
 mod sse;
 mod upstream;
 
@@ -30,8 +31,9 @@ pub use builtin::BUILTIN_NAMES;
 pub use registry::{Alias, Registry};
 pub use request::{messages_from_value, ChatRequest, Message, Role};
 pub use response::{normalize_stop_reason, ChatResponse, StreamUsage, Usage};
+pub use retry::{RetryNotice, RetryReason};
 pub use sse::text_deltas;
-pub use upstream::{Prepared, Upstream, UpstreamResponse};
+pub use upstream::{Prepared, Sent, Upstream, UpstreamResponse};
 
 /// The wire formats llmproxy speaks natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]

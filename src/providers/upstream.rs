@@ -9,7 +9,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{ChatRequest, ChatResponse, Provider, UpstreamRequest};
+use super::retry::{self, Decision};
+use super::{ChatRequest, ChatResponse, Provider, RetryNotice, UpstreamRequest};
 use crate::config::Settings;
 use crate::error::{Error, Result, PASSTHROUGH_HEADERS};
 
@@ -23,12 +24,36 @@ pub struct Upstream {
     slots: Arc<Semaphore>,
 }
 
+/// What [`Upstream::send_observed`] ended with, and after how many
+/// attempts.
+pub struct Sent {
+    pub result: Result<UpstreamResponse>,
+    pub attempts: u32,
+}
+
 /// A request ready to send.
+#[derive(Clone)]
 pub struct Prepared {
     pub url: reqwest::Url,
     pub wire: UpstreamRequest,
     /// The model it names (Gemini replies may not say which answered).
     pub model: String,
+}
+
+impl Prepared {
+    /// The native route's (and the CLI's) `request` for `provider`.
+    pub fn native(
+        provider: &Provider,
+        settings: &Settings,
+        request: &ChatRequest,
+        api_key: Option<&str>,
+    ) -> Result<Self> {
+        Ok(Prepared {
+            url: provider.url(&request.model, request.stream)?,
+            wire: provider.build_request(settings, request, api_key)?,
+            model: request.model.clone(),
+        })
+    }
 }
 
 /// A 2xx upstream reply whose body has not been read yet. It holds one
@@ -61,63 +86,120 @@ impl Upstream {
         &self.settings
     }
 
-    /// Sends the native route's `request`; see [`Upstream::send_prepared`].
-    pub async fn send(
-        &self,
-        provider: &'static Provider,
-        request: &ChatRequest,
-        api_key: Option<&str>,
-    ) -> Result<UpstreamResponse> {
-        let prepared = Prepared {
-            url: provider.url(&request.model, request.stream)?,
-            wire: provider.build_request(&self.settings, request, api_key)?,
-            model: request.model.clone(),
-        };
-        self.send_prepared(provider, prepared).await
-    }
-
-    /// Sends a request built by any front-end (the provider's extra headers
-    /// are added here) and waits for the status line. A non-2xx status is
-    /// returned as [`Error::UpstreamStatus`] with the upstream body.
+    /// Sends a request built by any front-end, retrying as
+    /// [`super::retry`] says; see [`Upstream::send_observed`].
     pub async fn send_prepared(
         &self,
         provider: &'static Provider,
         prepared: Prepared,
     ) -> Result<UpstreamResponse> {
-        let Prepared { url, wire, model } = prepared;
+        self.send_observed(provider, prepared, &mut |_: &RetryNotice| {})
+            .await
+            .result
+    }
+
+    /// Sends `prepared`, up to [`Settings::retries_for`] more times when an
+    /// attempt fails in a way worth retrying; `observer` hears of each
+    /// retry before its delay. Dropping the future (the client left)
+    /// cancels a pending retry.
+    pub async fn send_observed(
+        &self,
+        provider: &'static Provider,
+        prepared: Prepared,
+        observer: &mut (dyn FnMut(&RetryNotice) + Send),
+    ) -> Sent {
+        let retries = self.settings.retries_for(provider);
+        let mut attempt = 0;
+        loop {
+            let (error, connection) = match self.attempt(provider, &prepared).await {
+                Ok(response) => {
+                    return Sent {
+                        result: Ok(response),
+                        attempts: attempt + 1,
+                    }
+                }
+                Err(failed) => failed,
+            };
+            let decision = if attempt < retries {
+                retry::decide(&error, connection, attempt, retry::jitter())
+            } else {
+                Decision::GiveUp
+            };
+            match decision {
+                Decision::GiveUp => {
+                    return Sent {
+                        result: Err(error),
+                        attempts: attempt + 1,
+                    }
+                }
+                Decision::Retry { reason, delay } => {
+                    attempt += 1;
+                    observer(&RetryNotice {
+                        provider: provider.name(),
+                        reason,
+                        message: error.to_string(),
+                        delay,
+                        retry: attempt,
+                        of: retries,
+                    });
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt: waits for a free slot, sends, and reads the status
+    /// line. A non-2xx status is [`Error::UpstreamStatus`] with the body.
+    /// The flag says the connection failed before the reply started.
+    async fn attempt(
+        &self,
+        provider: &'static Provider,
+        prepared: &Prepared,
+    ) -> std::result::Result<UpstreamResponse, (Error, bool)> {
         let timeout = provider.timeout;
         let slot = tokio::time::timeout(timeout, self.slots.clone().acquire_owned())
             .await
-            .map_err(|_| Error::Saturated)?
-            .map_err(|_| Error::ShuttingDown)?;
-        let mut builder = self.client(timeout).post(url).body(wire.body);
-        for (name, value) in wire.headers {
+            .map_err(|_| (Error::Saturated, false))?
+            .map_err(|_| (Error::ShuttingDown, false))?;
+        let mut builder = self
+            .client(timeout)
+            .post(prepared.url.clone())
+            .body(prepared.wire.body.clone());
+        for (name, value) in &prepared.wire.headers {
             builder = builder.header(name, value);
         }
         for (name, value) in &provider.headers {
             builder = builder.header(name, value);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| transport_error(provider, timeout, Phase::Request, e))?;
+        let response = builder.send().await.map_err(|e| {
+            // A timeout once connected may mean the upstream is working
+            // (and billing): only connection failures are worth retrying.
+            let connection = e.is_connect() || !e.is_timeout();
+            (
+                transport_error(provider, timeout, Phase::Request, e),
+                connection,
+            )
+        })?;
         let status = response.status();
         if !status.is_success() {
             let headers = passthrough_headers(&response);
             let body = response
                 .bytes()
                 .await
-                .map_err(|e| transport_error(provider, timeout, Phase::Reply, e))?;
-            return Err(Error::UpstreamStatus {
-                provider: provider.name(),
-                status: status.as_u16(),
-                body,
-                headers,
-            });
+                .map_err(|e| (transport_error(provider, timeout, Phase::Reply, e), false))?;
+            return Err((
+                Error::UpstreamStatus {
+                    provider: provider.name(),
+                    status: status.as_u16(),
+                    body,
+                    headers,
+                },
+                false,
+            ));
         }
         Ok(UpstreamResponse {
             provider,
-            model,
+            model: prepared.model.clone(),
             response,
             slot,
         })

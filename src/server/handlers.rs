@@ -16,7 +16,7 @@ use super::request_id::{RequestId, HEADER as REQUEST_ID_HEADER};
 use super::request_log::RequestLog;
 use super::state::{AppState, InFlight};
 use crate::error::{Error, Result};
-use crate::providers::{ChatRequest, Provider, StreamUsage};
+use crate::providers::{ChatRequest, Prepared, Provider, RetryNotice, StreamUsage};
 
 pub async fn healthz(state: AppState) -> Response {
     if state.is_draining() {
@@ -60,6 +60,7 @@ where
         &mut log,
     )
     .await;
+    let attempts = log.attempts();
     let mut reply = match started {
         Ok((Started::Stream(open), in_flight)) => open.into_reply(&state, in_flight, log),
         Ok((Started::Whole(reply), _)) => whole(reply, log),
@@ -74,7 +75,22 @@ where
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     reply.headers_mut().insert(REQUEST_ID_HEADER, id_header);
+    mark_attempts(&mut reply, attempts);
     reply
+}
+
+/// After more than one attempt, says how many; on an error reply also that
+/// the client should not retry in its turn (attempts would multiply).
+fn mark_attempts(reply: &mut Response, attempts: u32) {
+    if attempts <= 1 {
+        return;
+    }
+    let is_error = reply.status().is_client_error() || reply.status().is_server_error();
+    let headers = reply.headers_mut();
+    headers.insert("x-llmproxy-attempts", HeaderValue::from(attempts));
+    if is_error {
+        headers.insert("x-should-retry", HeaderValue::from_static("false"));
+    }
 }
 
 /// A reply that is ready as a whole: its record is written now.
@@ -143,19 +159,33 @@ async fn forward(
     let aborted = state.aborted();
     let work = async {
         let sending = Instant::now();
-        let upstream = state.upstream.send(provider, request, api_key).await;
+        let prepared = Prepared::native(provider, state.upstream.settings(), request, api_key)?;
+        let metrics = state.metrics();
+        let mut count_retry = |notice: &RetryNotice| {
+            if let Some(metrics) = &metrics {
+                metrics.retried(notice.provider, notice.reason);
+            }
+        };
+        let sent = state
+            .upstream
+            .send_observed(provider, prepared, &mut count_retry)
+            .await;
         log.waited(sending);
+        let upstream = sent.result;
         match &upstream {
             Ok(upstream) => {
-                log.attempted();
+                log.attempted(sent.attempts);
                 log.upstream_status(upstream.status());
             }
             Err(error) if reached_upstream(error) => {
-                log.attempted();
+                log.attempted(sent.attempts);
                 if let Error::UpstreamStatus { status, .. } = error {
                     log.upstream_status(*status);
                 }
             }
+            // Refused before it left (no free slot, say); earlier
+            // attempts may still have reached the upstream.
+            Err(_) if sent.attempts > 1 => log.attempted(sent.attempts - 1),
             Err(_) => {}
         }
         let upstream = upstream?;

@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use super::request_log::StreamEnd;
+use crate::providers::RetryReason;
 
 /// The `Content-Type` of the exposition (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -101,6 +102,7 @@ pub struct Metrics {
     ttfb: HistogramFamily<ProviderLabels>,
     tokens: Family<TokenLabels, Counter>,
     stream_ends: Family<StreamEndLabels, Counter>,
+    retries: Family<RetryLabels, Counter>,
     overhead: Histogram,
     in_flight: Gauge,
     /// Label sets of the providers known at start-up, resolved once.
@@ -160,12 +162,12 @@ impl Metrics {
             "Tokens the upstream reported, by provider and type (input, output)",
             tokens.clone(),
         );
-        // Upstream retries will increment this one; none are made yet, and
-        // a family without series does not show in the exposition.
+        // A family without series does not show in the exposition: this one
+        // appears with the first retry.
         registry.register(
             "llmproxy_upstream_retries",
-            "Upstream requests retried, by provider and reason",
-            retries,
+            "Upstream requests retried, by provider and reason (a status code or connection)",
+            retries.clone(),
         );
         registry.register(
             "llmproxy_stream_ends",
@@ -218,11 +220,22 @@ impl Metrics {
             ttfb,
             tokens,
             stream_ends,
+            retries,
             overhead,
             in_flight,
             known,
             unknown: Arc::from(UNKNOWN_PROVIDER),
         }
+    }
+
+    /// One more attempt of a request to `provider`.
+    pub fn retried(&self, provider: &'static str, reason: RetryReason) {
+        self.retries
+            .get_or_create(&RetryLabels {
+                provider: Arc::from(provider),
+                reason: reason.label(),
+            })
+            .inc();
     }
 
     pub fn request_started(&self) {

@@ -195,9 +195,13 @@ impl RequestLog {
         self.stream = stream;
     }
 
-    /// An upstream request was made (whatever came of it).
-    pub fn attempted(&mut self) {
-        self.attempts = 1;
+    /// `attempts` upstream requests were made (whatever came of them).
+    pub fn attempted(&mut self, attempts: u32) {
+        self.attempts = attempts;
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     pub fn upstream_status(&mut self, status: u16) {

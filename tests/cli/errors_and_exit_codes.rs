@@ -43,7 +43,7 @@ async fn connection_refused_is_exit_1() {
     let out = run(llmproxy(&dir)
         .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
         .env("OPENAI_API_KEY", "sk-test")
-        .args(["chat", "openai", "-m", "gpt-4o-mini", "Hi"]))
+        .args(["chat", "openai", "-m", "gpt-4o-mini", "--retries", "0", "Hi"]))
     .await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
@@ -54,6 +54,23 @@ async fn connection_refused_is_exit_1() {
     );
     assert!(stderr.contains("Connection refused"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    // By default the CLI retries twice, one stderr line per retry.
+    let out = run(llmproxy(&dir)
+        .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
+        .env("OPENAI_API_KEY", "sk-test")
+        .args(["chat", "openai", "-m", "gpt-4o-mini", "Hi"]))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for (line, of) in lines[..2].iter().zip(["(1 of 2)", "(2 of 2)"]) {
+        assert!(line.starts_with("could not reach openai: "), "{line}");
+        assert!(line.contains("; retrying in "), "{line}");
+        assert!(line.ends_with(of), "{line}");
+    }
+    assert!(lines[2].starts_with("error: could not reach openai: "), "{stderr}");
 }
 
 #[tokio::test]
