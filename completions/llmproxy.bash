@@ -88,7 +88,7 @@ _llmproxy() {
             return 0
             ;;
         llmproxy__subcmd__chat)
-            opts="-m -s -h --model --system --max-tokens --temperature --api-key --no-stdin --messages --json --config --help openai anthropic gemini ollama groq openrouter deepseek mistral"
+            opts="-m -s -h --model --system --max-tokens --temperature --api-key --retries --no-stdin --messages --json --config --help openai anthropic gemini ollama groq openrouter deepseek mistral"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,6 +135,10 @@ _llmproxy() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --messages)
@@ -368,7 +372,7 @@ _llmproxy() {
             return 0
             ;;
         llmproxy__subcmd__stream)
-            opts="-m -s -h --model --system --max-tokens --temperature --api-key --no-stdin --messages --raw --config --help openai anthropic gemini ollama groq openrouter deepseek mistral"
+            opts="-m -s -h --model --system --max-tokens --temperature --api-key --retries --no-stdin --messages --raw --config --help openai anthropic gemini ollama groq openrouter deepseek mistral"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -415,6 +419,10 @@ _llmproxy() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --messages)

@@ -48,6 +48,7 @@ complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -s s -l system -
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -l max-tokens -d 'Cap on generated tokens' -r
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -l temperature -d 'Sampling temperature (0 to 2; Anthropic accepts 0 to 1)' -r
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -l api-key -d 'API key [default: the provider\'s variable, e.g. OPENAI_API_KEY; see `llmproxy providers`]' -r -f
+complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -l retries -d 'Retries of a failed request (429, 5xx, refused connections) [default: UPSTREAM_MAX_RETRIES, else the provider\'s `retries`, else 2]' -r
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -l messages -d 'A JSON array of {role, content} messages for multi-turn use (`-` for stdin)' -r -F
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -l config -d 'The TOML config file [default: LLMPROXY_CONFIG, else $XDG_CONFIG_HOME/llmproxy/config.toml or ~/.config/llmproxy/config.toml when it exists]' -r -F
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand chat" -l no-stdin -d 'Ignore stdin even when it is not a terminal (cron, CI)'
@@ -58,6 +59,7 @@ complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -s s -l system
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -l max-tokens -d 'Cap on generated tokens' -r
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -l temperature -d 'Sampling temperature (0 to 2; Anthropic accepts 0 to 1)' -r
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -l api-key -d 'API key [default: the provider\'s variable, e.g. OPENAI_API_KEY; see `llmproxy providers`]' -r -f
+complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -l retries -d 'Retries of a failed request (429, 5xx, refused connections) [default: UPSTREAM_MAX_RETRIES, else the provider\'s `retries`, else 2]' -r
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -l messages -d 'A JSON array of {role, content} messages for multi-turn use (`-` for stdin)' -r -F
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -l config -d 'The TOML config file [default: LLMPROXY_CONFIG, else $XDG_CONFIG_HOME/llmproxy/config.toml or ~/.config/llmproxy/config.toml when it exists]' -r -F
 complete -c llmproxy -n "__fish_llmproxy_using_subcommand stream" -l no-stdin -d 'Ignore stdin even when it is not a terminal (cron, CI)'

@@ -425,6 +425,30 @@ mod tests {
     }
 
     #[test]
+    fn retries_come_from_the_variable_then_the_provider_then_the_default() {
+        let file = ConfigFile::parse(
+            Path::new("c.toml"),
+            "[providers.groq]\nretries = 4\n".to_owned(),
+        )
+        .unwrap();
+        let resolve = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Settings::resolve(&|name| map.get(name).cloned(), Some(&file)).unwrap()
+        };
+        let mut s = resolve(&[]);
+        let groq = s.providers.provider("groq").unwrap();
+        let openai = s.providers.provider("openai").unwrap();
+        assert_eq!((s.retries_for(groq), s.retries_for(openai)), (4, 0));
+        s.default_retries = 2;
+        assert_eq!((s.retries_for(groq), s.retries_for(openai)), (4, 2));
+        let s = resolve(&[("UPSTREAM_MAX_RETRIES", "1")]);
+        assert_eq!((s.retries_for(groq), s.retries_for(openai)), (1, 1));
+    }
+
+    #[test]
     fn empty_values_mean_default() {
         let s = settings(&[("HTTP_TIMEOUT_SECONDS", ""), ("OPENAI_BASE_URL", " ")]).unwrap();
         assert_eq!(s, settings(&[]).unwrap());

@@ -43,7 +43,15 @@ async fn connection_refused_is_exit_1() {
     let out = run(llmproxy(&dir)
         .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
         .env("OPENAI_API_KEY", "sk-test")
-        .args(["chat", "openai", "-m", "gpt-4o-mini", "--retries", "0", "Hi"]))
+        .args([
+            "chat",
+            "openai",
+            "-m",
+            "gpt-4o-mini",
+            "--retries",
+            "0",
+            "Hi",
+        ]))
     .await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stdout), "");
@@ -70,7 +78,10 @@ async fn connection_refused_is_exit_1() {
         assert!(line.contains("; retrying in "), "{line}");
         assert!(line.ends_with(of), "{line}");
     }
-    assert!(lines[2].starts_with("error: could not reach openai: "), "{stderr}");
+    assert!(
+        lines[2].starts_with("error: could not reach openai: "),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -223,5 +234,45 @@ async fn usage_errors_exit_2_and_send_nothing() {
     assert!(
         mock.requests().is_empty(),
         "a usage error reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn retries_are_announced_and_the_flag_beats_the_variable() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let count = AtomicUsize::new(0);
+    let mock = MockUpstream::start(move |request| {
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            Script::json(429, fixture("openai-error-429.json")).header("retry-after-ms", "10")
+        } else {
+            realistic(request)
+        }
+    })
+    .await;
+    let dir = temp_dir();
+    let out = run(against(&mock, &dir).args(["chat", "openai", "-m", "m", "Hi"])).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stderr),
+        "openai answered 429; retrying in 0.0 s (1 of 2)\n"
+    );
+    assert_eq!(text(&out.stdout), format!("{REPLY}\n"));
+
+    let always = MockUpstream::always(
+        Script::json(429, fixture("openai-error-429.json")).header("retry-after-ms", "10"),
+    )
+    .await;
+    let out = run(against(&always, &dir)
+        .env("UPSTREAM_MAX_RETRIES", "5")
+        .args(["stream", "openai", "-m", "m", "--retries", "1", "Hi"]))
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(always.requests().len(), 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "openai answered 429; retrying in 0.0 s (1 of 1)\nerror: openai returned 429: "
+        ),
+        "{stderr}"
     );
 }
