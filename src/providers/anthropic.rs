@@ -268,12 +268,10 @@ impl WireFormat for Anthropic {
 mod tests {
     use super::*;
     use crate::providers::test_fixture as fixture;
+    use crate::providers::test_support::{settings_with, stream_usages};
 
     fn settings() -> Settings {
-        Settings::from_lookup(|name| {
-            (name == "ANTHROPIC_BASE_URL").then(|| "http://127.0.0.1:1".to_owned())
-        })
-        .unwrap()
+        settings_with("ANTHROPIC_BASE_URL", "http://127.0.0.1:1")
     }
 
     fn provider() -> &'static Provider {
@@ -369,13 +367,7 @@ mod tests {
 
     #[test]
     fn stream_usage_of_message_start_and_message_delta() {
-        let stream = fixture("anthropic-stream.sse");
-        let stream = std::str::from_utf8(&stream).unwrap();
-        let found: Vec<StreamUsage> = stream
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|data| Anthropic.stream_usage(data))
-            .collect();
+        let found = stream_usages(&Anthropic, "anthropic-stream.sse");
         assert_eq!(
             found,
             [

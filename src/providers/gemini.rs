@@ -372,13 +372,11 @@ struct UsageOnly {
 mod tests {
     use super::*;
     use crate::providers::test_fixture as fixture;
+    use crate::providers::test_support::{settings_with, stream_usages};
     use crate::providers::{Message, StreamTail};
 
     fn settings() -> Settings {
-        Settings::from_lookup(|name| {
-            (name == "GEMINI_BASE_URL").then(|| "http://127.0.0.1:1/v1beta".to_owned())
-        })
-        .unwrap()
+        settings_with("GEMINI_BASE_URL", "http://127.0.0.1:1/v1beta")
     }
 
     fn provider() -> &'static Provider {
@@ -565,13 +563,7 @@ mod tests {
 
     #[test]
     fn stream_usage_is_the_cumulative_count_of_each_event() {
-        let stream = fixture("gemini-stream.sse");
-        let found: Vec<StreamUsage> = std::str::from_utf8(&stream)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|data| Gemini.stream_usage(data))
-            .collect();
+        let found = stream_usages(&Gemini, "gemini-stream.sse");
         let outputs: Vec<_> = found.iter().map(|u| u.output_tokens).collect();
         assert_eq!(outputs, [Some(30), Some(33), Some(36)]);
         assert!(found.iter().all(|u| u.input_tokens == Some(11)));

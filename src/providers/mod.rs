@@ -398,6 +398,35 @@ pub(crate) mod fixtures;
 #[cfg(test)]
 pub(crate) use fixtures::fixture as test_fixture;
 
+/// What the adapters' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Provider, StreamUsage, WireFormat};
+    use crate::config::Settings;
+
+    /// Default settings, with `variable` (a base URL) set to `value`.
+    pub fn settings_with(variable: &str, value: &str) -> Settings {
+        Settings::from_lookup(|name| (name == variable).then(|| value.to_owned()))
+            .expect("valid test settings")
+    }
+
+    /// A provider of the default registry.
+    pub fn provider(name: &str) -> crate::error::Result<&'static Provider> {
+        settings_with("", "").providers.provider(name)
+    }
+
+    /// The usage `wire` finds in each `data:` line of a fixture stream.
+    pub fn stream_usages(wire: &dyn WireFormat, file: &str) -> Vec<StreamUsage> {
+        let stream = super::test_fixture(file);
+        std::str::from_utf8(&stream)
+            .expect("utf-8 fixture")
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|data| wire.stream_usage(data))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -202,13 +202,11 @@ impl WireFormat for OpenAi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_support::{settings_with, stream_usages};
     use crate::providers::Role;
 
     fn settings() -> Settings {
-        Settings::from_lookup(|name| {
-            (name == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:1/v1".to_owned())
-        })
-        .unwrap()
+        settings_with("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
     }
 
     fn provider(field: MaxTokensField) -> Provider {
@@ -330,13 +328,7 @@ mod tests {
 
     #[test]
     fn stream_usage_comes_from_the_usage_chunk_only() {
-        let stream = crate::providers::test_fixture("openai-stream-usage.sse");
-        let stream = std::str::from_utf8(&stream).unwrap();
-        let found: Vec<StreamUsage> = stream
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|data| OpenAi.stream_usage(data))
-            .collect();
+        let found = stream_usages(&OpenAi, "openai-stream-usage.sse");
         assert_eq!(
             found,
             [StreamUsage {

@@ -74,12 +74,7 @@ mod tests {
     use super::*;
     use crate::providers::test_fixture as fixture;
 
-    fn provider(name: &str) -> Result<&'static Provider, Error> {
-        crate::config::Settings::from_lookup(|_| None)
-            .unwrap()
-            .providers
-            .provider(name)
-    }
+    use crate::providers::test_support::provider;
 
     /// Splits `bytes` into chunks of `size`, as a network might.
     fn chunks(

@@ -197,12 +197,7 @@ mod tests {
     use super::*;
     use crate::providers::test_fixture as fixture;
 
-    fn provider(name: &str) -> crate::error::Result<&'static Provider> {
-        crate::config::Settings::from_lookup(|_| None)
-            .unwrap()
-            .providers
-            .provider(name)
-    }
+    use crate::providers::test_support::provider;
 
     fn scan(name: &str, bytes: &[u8], size: usize) -> (StreamUsage, bool) {
         let provider = provider(name).unwrap();
