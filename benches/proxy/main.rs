@@ -118,7 +118,7 @@ fn run(args: &Args, plan: &Plan) -> Result<()> {
     let mock = runtime.block_on(mock::start())?;
     let mut results = Results::default();
     if nginx_binary.is_none() {
-        results.rows.push(Row::new(report::NGINX_MISSING));
+        results.rows.push(Row::note(report::NGINX_MISSING));
     }
 
     // Fresh processes, before the ones the other phases measure.

@@ -98,7 +98,7 @@ impl Binary {
         }
         // Connections per worker: clients and upstreams; the open-file limit
         // (raised by the benchmark, inherited) is the real bound.
-        let connections = procfs::open_file_limit().clamp(1024, 16384);
+        let connections = procfs::open_file_limit().clamp(1024, 4096);
         format!(
             "{user}worker_processes auto;
 daemon off;

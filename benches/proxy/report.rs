@@ -56,6 +56,13 @@ impl Row {
         Row { cells }
     }
 
+    /// A row that only says something, in its first cell.
+    pub fn note(text: impl Into<String>) -> Row {
+        let mut row = Row::new(text);
+        row.cells[1..].iter_mut().for_each(String::clear);
+        row
+    }
+
     cells!(
         direct = 1,
         relay = 2,
@@ -123,8 +130,8 @@ pub fn finish(context: &Context, results: Results) -> Result<()> {
     println!(
         "Medians of {} run(s). direct: client -> mock; L4 relay: client -> byte relay \
          process -> mock (the floor for any proxy hop here); nginx: client -> nginx {} -> mock \
-         (the anchor of the targets); llmproxy: client -> llmproxy -> mock. In parentheses: \
-         against direct. Load average before/after: {load_before} / {load_after}.",
+         (the anchor of the targets; its RSS and CPU are its master's and workers' summed); \
+         llmproxy: client -> llmproxy -> mock. In parentheses: against direct. Load average before/after: {load_before} / {load_after}.",
         plan.reps,
         context.nginx.map_or("(not found)", |n| n.version.as_str()),
     );
