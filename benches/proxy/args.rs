@@ -53,6 +53,11 @@ pub struct Args {
     #[arg(long, env = "BENCH_RUST_LOG", value_name = "FILTER")]
     pub rust_log: Option<OsString>,
 
+    /// The nginx binary measured as the anchor (default: `nginx` on `PATH`,
+    /// else `/usr/sbin/nginx`; without one, the nginx figures are skipped).
+    #[arg(long, env = "BENCH_NGINX", value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+
     /// Records the proxy with `perf record` into this file while the phases
     /// run.
     #[arg(long, env = "BENCH_PERF", value_name = "FILE")]
@@ -102,8 +107,8 @@ pub struct Plan {
     pub measure: Duration,
     /// Closed-loop workers (one keep-alive connection each).
     pub concurrency: usize,
-    /// Open-loop request rate.
-    pub rate: u64,
+    /// Open-loop request rates, one latency run each.
+    pub rates: [u64; 2],
     /// Connections serving the open-loop requests.
     pub rate_connections: usize,
     pub streams: usize,
@@ -119,7 +124,7 @@ impl Plan {
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(3),
             concurrency: 64,
-            rate: 1000,
+            rates: [200, 1000],
             rate_connections: 32,
             streams: 200,
             chunks: 20,

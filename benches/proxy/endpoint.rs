@@ -37,6 +37,8 @@ pub enum Side {
     Direct,
     /// Client -> byte relay process -> mock.
     Relay,
+    /// Client -> nginx -> mock.
+    Nginx,
     /// Client -> llmproxy -> mock.
     Proxied,
 }
@@ -46,6 +48,7 @@ impl Side {
         match self {
             Side::Direct => "direct",
             Side::Relay => "relay",
+            Side::Nginx => "nginx",
             Side::Proxied => "proxied",
         }
     }
@@ -55,6 +58,7 @@ pub struct Addrs {
     pub mock: SocketAddr,
     pub proxy: SocketAddr,
     pub relay: SocketAddr,
+    pub nginx: Option<SocketAddr>,
 }
 
 /// One kind of request, ready to send many times.
@@ -68,7 +72,8 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Direct requests are what llmproxy itself sends upstream (same body
-    /// shape and headers), so both sides do the same work at the mock. A
+    /// shape and headers), so all sides do the same work at the mock; the
+    /// relay and nginx pass them on as they are. A
     /// stream's shape, `(chunks, interval)`, goes to the mock in the model
     /// name.
     pub fn new(
@@ -78,10 +83,10 @@ impl Endpoint {
         stream: Option<(usize, Duration)>,
     ) -> Self {
         let (proxy, mock) = (addrs.proxy, addrs.mock);
-        let upstream = if side == Side::Relay {
-            addrs.relay
-        } else {
-            mock
+        let upstream = match side {
+            Side::Relay => addrs.relay,
+            Side::Nginx => addrs.nginx.expect("nginx is running"),
+            _ => mock,
         };
         let model = match (stream, provider) {
             (Some((chunks, interval)), _) => {

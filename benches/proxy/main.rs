@@ -4,20 +4,22 @@
 //! stream and non-stream, the recorded fixtures of `tests/fixtures`) and a
 //! lean hyper HTTP/1.1 load client; the release `llmproxy` binary (built by
 //! cargo for this bench target, `CARGO_BIN_EXE_llmproxy`) runs as a separate
-//! process in front of the mock. Every figure is measured direct-to-mock and
-//! through the proxy in the same run, repeated (median of 3), and printed as
-//! a table with the targets; the raw numbers go to
+//! process in front of the mock. Every figure is measured direct-to-mock,
+//! through a byte relay, through nginx (the anchor of the targets, when
+//! installed) and through the proxy in the same run, repeated (median of 3),
+//! and printed as a table with the targets; the raw numbers go to
 //! `<target dir>/bench-results/proxy.json`.
 //!
 //! Loopback only, offline. Timing targets live here, never in `cargo test`.
 //! `-- --quick` runs shorter, single repetitions (for development);
 //! `-- --help` lists the options and the environment variables
-//! (`BENCH_PROXY_BIN`, `BENCH_PROXY_LOG`, `BENCH_RUST_LOG`, `BENCH_PERF`).
+//! (`BENCH_PROXY_BIN`, `BENCH_PROXY_LOG`, `BENCH_RUST_LOG`, `BENCH_PERF`,
+//! `BENCH_NGINX`).
 //!
 //! The files: `args` (command line and plan), `mock` (the upstream),
 //! `endpoint` and `client` (what the load client sends, and how), `clock`
-//! (the stamps in stream chunks), `process` and `relay` (the proxy and the
-//! L4 relay processes), `procfs` and `machine` (what the system reports),
+//! (the stamps in stream chunks), `process`, `relay` and `nginx` (the proxy,
+//! the L4 relay and nginx processes), `procfs` and `machine` (what the system reports),
 //! `phases/` (one file per measured phase), `stats` and `report`.
 
 mod args;
@@ -28,6 +30,7 @@ mod endpoint;
 mod fixtures;
 mod machine;
 mod mock;
+mod nginx;
 mod phases;
 mod process;
 mod procfs;
@@ -44,10 +47,11 @@ use clap::Parser;
 use args::{Args, Phase, Plan};
 use endpoint::Addrs;
 use machine::Machine;
+use nginx::Nginx;
 use phases::Bench;
 use process::{Launch, Profiler, Proxy};
 use relay::Relay;
-use report::Results;
+use report::{Results, Row};
 
 fn main() {
     let args = match Args::try_parse() {
@@ -106,16 +110,28 @@ fn run(args: &Args, plan: &Plan) -> Result<()> {
         .worker_threads(machine.cores)
         .enable_all()
         .build()?;
+    let nginx_binary = nginx::Binary::find(args.nginx.as_deref())?;
+    match &nginx_binary {
+        Some(n) => println!("nginx: {} ({})", n.path.display(), n.version),
+        None => println!("{}", report::NGINX_MISSING),
+    }
     let mock = runtime.block_on(mock::start())?;
     let mut results = Results::default();
+    if nginx_binary.is_none() {
+        results.rows.push(Row::note(report::NGINX_MISSING));
+    }
 
-    // Fresh processes, before the one the other phases measure.
+    // Fresh processes, before the ones the other phases measure.
     if phase(Phase::Startup) {
-        phases::startup::run(plan, mock, &launch, &mut results)?;
+        phases::startup::run(plan, mock, &launch, nginx_binary.as_ref(), &mut results)?;
     }
 
     let proxy = Proxy::start(mock, &launch)?;
     let relay = Relay::start(mock)?;
+    let nginx = match &nginx_binary {
+        Some(binary) => Some(Nginx::start(binary, mock)?),
+        None => None,
+    };
     let bench = Bench {
         runtime: &runtime,
         plan,
@@ -123,12 +139,14 @@ fn run(args: &Args, plan: &Plan) -> Result<()> {
             mock,
             proxy: proxy.addr,
             relay: relay.addr,
+            nginx: nginx.as_ref().map(|n| n.addr),
         },
         proxy: &proxy,
         relay: &relay,
+        nginx: nginx.as_ref(),
     };
     runtime.block_on(phases::sanity::check(&bench.addrs))?;
-    let idle_before_load = proxy.rss_kib();
+    let idle_before_load = phases::idle::BeforeLoad::read(&bench);
     let profiler = Profiler::attach(proxy.pid(), args.perf.as_deref())?;
     if phase(Phase::Throughput) {
         phases::throughput::run(&bench, &mut results)?;
@@ -144,8 +162,10 @@ fn run(args: &Args, plan: &Plan) -> Result<()> {
     }
     drop(profiler);
     phases::idle::run(&bench, idle_before_load, &mut results);
+    let nginx_config = nginx.as_ref().map(|n| n.config.clone());
     drop(proxy);
     drop(relay);
+    drop(nginx);
 
     let wall_seconds = wall.elapsed().as_secs_f64();
     let context = report::Context {
@@ -153,6 +173,8 @@ fn run(args: &Args, plan: &Plan) -> Result<()> {
         plan,
         phases: args.only.iter().map(|p| p.name()).collect(),
         proxy_binary: launch.binary.display().to_string(),
+        nginx: nginx_binary.as_ref(),
+        nginx_config,
         load_before,
         load_after: procfs::loadavg(),
         wall_seconds,

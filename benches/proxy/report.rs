@@ -8,40 +8,92 @@ use serde_json::{json, Map, Value};
 
 use crate::args::Plan;
 use crate::machine::Machine;
+use crate::nginx;
 use crate::process::PROXY_ENV;
 
-/// One row of the table.
+/// The note when there is no nginx to measure.
+pub const NGINX_MISSING: &str = "nginx not found: apt-get install nginx (or BENCH_NGINX=path)";
+
+/// The table's columns, and their keys in the JSON summary.
+const COLUMNS: [(&str, &str); 8] = [
+    ("figure", "figure"),
+    ("direct", "direct"),
+    ("L4 relay", "relay"),
+    ("nginx", "nginx"),
+    ("llmproxy", "llmproxy"),
+    ("llmproxy vs nginx", "vs_nginx"),
+    ("target", "target"),
+    ("verdict", "verdict"),
+];
+
+/// One row of the table: `Row::new(figure)`, then the cells that apply
+/// (the others read `-`, or nothing for the comparison and the verdict).
 pub struct Row {
-    /// figure, direct, relay, llmproxy, vs direct, target, verdict
-    cells: [String; 7],
+    cells: [String; 8],
+}
+
+macro_rules! cells {
+    ($($name:ident = $index:literal),*) => {
+        $(pub fn $name(mut self, text: impl Into<String>) -> Row {
+            self.cells[$index] = text.into();
+            self
+        })*
+    };
 }
 
 impl Row {
-    pub fn new(
-        figure: impl Into<String>,
-        direct: impl Into<String>,
-        relay: impl Into<String>,
-        proxied: impl Into<String>,
-        versus: impl Into<String>,
-        target: impl Into<String>,
-        verdict: impl Into<String>,
-    ) -> Row {
-        Row {
-            cells: [
-                figure.into(),
-                direct.into(),
-                relay.into(),
-                proxied.into(),
-                versus.into(),
-                target.into(),
-                verdict.into(),
-            ],
-        }
+    pub fn new(figure: impl Into<String>) -> Row {
+        let cells = [
+            figure.into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            String::new(),
+            "(reported)".into(),
+            String::new(),
+        ];
+        Row { cells }
     }
+
+    /// A row that only says something, in its first cell.
+    pub fn note(text: impl Into<String>) -> Row {
+        let mut row = Row::new(text);
+        row.cells[1..].iter_mut().for_each(String::clear);
+        row
+    }
+
+    cells!(
+        direct = 1,
+        relay = 2,
+        nginx = 3,
+        proxied = 4,
+        versus = 5,
+        target = 6,
+        verdict = 7
+    );
 }
 
 pub fn verdict(met: bool, detail: String) -> String {
     format!("{} {detail}", if met { "MET" } else { "MISSED" })
+}
+
+/// A verdict against nginx's figure: `excess` is llmproxy's figure past
+/// the limit derived from nginx's (met at zero or less; NaN when nginx was
+/// not measured), `detail` says by how much.
+pub fn verdict_vs_nginx(excess: f64, errors: u64, detail: String) -> String {
+    if excess.is_nan() {
+        return "n/a (no nginx)".into();
+    }
+    let errors = if errors > 0 {
+        format!(", {errors} errors")
+    } else {
+        String::new()
+    };
+    verdict(
+        excess <= 0.0 && errors.is_empty(),
+        format!("({detail}{errors})"),
+    )
 }
 
 /// What the phases produce: the table's rows and, by phase, the raw runs.
@@ -57,6 +109,9 @@ pub struct Context<'a> {
     pub plan: &'a Plan,
     pub phases: Vec<&'static str>,
     pub proxy_binary: String,
+    pub nginx: Option<&'a nginx::Binary>,
+    /// The configuration of the nginx the phases ran against.
+    pub nginx_config: Option<String>,
     pub load_before: String,
     pub load_after: String,
     pub wall_seconds: f64,
@@ -74,11 +129,16 @@ pub fn finish(context: &Context, results: Results) -> Result<()> {
     println!();
     println!(
         "Medians of {} run(s). direct: client -> mock; L4 relay: client -> byte relay \
-         process -> mock (the floor for any proxy hop here); llmproxy: client -> llmproxy -> mock. \
-         Load average before/after: {load_before} / {load_after}.",
-        plan.reps
+         process -> mock (the floor for any proxy hop here); nginx: client -> nginx {} -> mock \
+         (the anchor of the targets; its RSS and CPU are its master's and workers' summed); \
+         llmproxy: client -> llmproxy -> mock. In parentheses: against direct. Load average before/after: {load_before} / {load_after}.",
+        plan.reps,
+        context.nginx.map_or("(not found)", |n| n.version.as_str()),
     );
     print_table(&results.rows);
+    if context.nginx.is_none() {
+        println!("note: {NGINX_MISSING}; the targets set against nginx read n/a.");
+    }
     let busy = |load: &str| {
         load.split_whitespace()
             .next()
@@ -101,19 +161,23 @@ pub fn finish(context: &Context, results: Results) -> Result<()> {
             "load_average_before": load_before, "load_average_after": load_after,
         },
         "proxy_binary": context.proxy_binary,
+        "nginx": context.nginx.map(|n| json!({
+            "binary": n.path.display().to_string(), "version": n.version,
+            "config": context.nginx_config,
+        })),
         "proxy_env": PROXY_ENV.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<Map<_, _>>(),
         "plan": {
             "phases": context.phases, "repetitions": plan.reps, "warmup_s": plan.warmup.as_secs_f64(),
             "measure_s": plan.measure.as_secs_f64(), "concurrency": plan.concurrency,
-            "rate": plan.rate, "rate_connections": plan.rate_connections,
+            "rates": plan.rates, "rate_connections": plan.rate_connections,
             "streams": plan.streams, "chunks": plan.chunks,
             "chunk_interval_ms": plan.chunk_interval.as_millis() as u64,
             "open_streams": plan.open_streams,
         },
-        "summary": results.rows.iter().map(|r| json!({
-            "figure": r.cells[0], "direct": r.cells[1], "relay": r.cells[2], "llmproxy": r.cells[3],
-            "vs_direct": r.cells[4], "target": r.cells[5], "verdict": r.cells[6],
-        })).collect::<Vec<_>>(),
+        "summary": results.rows.iter().map(|r| {
+            COLUMNS.iter().zip(&r.cells).map(|((_, key), cell)| (key.to_string(), json!(cell)))
+                .collect::<Map<_, _>>()
+        }).collect::<Vec<_>>(),
         "runs": results.runs,
         "wall_seconds": context.wall_seconds,
     });
@@ -125,23 +189,14 @@ pub fn finish(context: &Context, results: Results) -> Result<()> {
 }
 
 fn print_table(rows: &[Row]) {
-    let headers = [
-        "figure",
-        "direct",
-        "L4 relay",
-        "llmproxy",
-        "llmproxy vs direct",
-        "target",
-        "verdict",
-    ]
-    .map(String::from);
+    let headers = COLUMNS.map(|(name, _)| name.to_owned());
     let mut widths = headers.clone().map(|h| h.chars().count());
     for row in rows {
         for (w, c) in widths.iter_mut().zip(&row.cells) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: &[String; 7]| {
+    let line = |cells: &[String; 8]| {
         let parts: Vec<String> = cells
             .iter()
             .zip(widths)

@@ -52,4 +52,45 @@ impl Figures {
     pub fn median(&self, name: &str) -> f64 {
         self.0.get(name).map_or(f64::NAN, |v| median(v))
     }
+
+    /// This repetition's value (NaN when there is none).
+    pub fn last(&self, name: &str) -> f64 {
+        self.0
+            .get(name)
+            .and_then(|v| v.last().copied())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// The total over the repetitions (zero when there is none).
+    pub fn sum(&self, name: &str) -> f64 {
+        self.0.get(name).map_or(0.0, |v| v.iter().sum())
+    }
+}
+
+/// A table cell: `value` with its unit, `-` when it was not measured (NaN).
+pub fn cell(value: f64, unit: &str) -> String {
+    if value.is_nan() {
+        "-".into()
+    } else {
+        format!("{value:.0}{unit}")
+    }
+}
+
+/// A table cell: `value` with its unit and, in parentheses, `added`: what
+/// it adds to the direct figure.
+pub fn cell_added(value: f64, added: f64, unit: &str) -> String {
+    if value.is_nan() {
+        "-".into()
+    } else {
+        format!("{value:.0}{unit} ({added:+.0})")
+    }
+}
+
+/// A difference with its unit and sign, empty when it was not measured.
+pub fn signed(value: f64, unit: &str) -> String {
+    if value.is_nan() {
+        String::new()
+    } else {
+        format!("{value:+.0}{unit}")
+    }
 }

@@ -100,7 +100,7 @@ impl Settings {
         };
         Ok(Settings {
             timeout: timeout_variable.unwrap_or(Duration::from_secs(60)),
-            max_connections: positive(&get, "HTTP_MAX_CONNECTIONS", 100)? as usize,
+            max_connections: positive(&get, "HTTP_MAX_CONNECTIONS", 1024)? as usize,
             max_keepalive_connections: number(&get, "HTTP_MAX_KEEPALIVE_CONNECTIONS", 20)? as usize,
             anthropic_version: get("ANTHROPIC_VERSION").unwrap_or_else(|| "2023-06-01".to_owned()),
             anthropic_default_max_tokens: positive(&get, "ANTHROPIC_DEFAULT_MAX_TOKENS", 1024)?,
@@ -363,7 +363,7 @@ mod tests {
     fn defaults_match_the_readme() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.timeout, Duration::from_secs(60));
-        assert_eq!(s.max_connections, 100);
+        assert_eq!(s.max_connections, 1024);
         assert_eq!(s.max_keepalive_connections, 20);
         assert!(!s.drop_unsupported_params);
         assert_eq!((s.max_retries, s.default_retries), (None, 0));

@@ -1,4 +1,4 @@
-//! Latency of OpenAI non-stream requests at a fixed open-loop rate.
+//! Latency of OpenAI non-stream requests at fixed open-loop rates.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,72 +13,93 @@ use crate::args::Plan;
 use crate::client::Conn;
 use crate::clock::now_ns;
 use crate::endpoint::{Endpoint, Provider, Side};
-use crate::report::{verdict, Results, Row};
-use crate::stats::{pct, us, Figures};
+use crate::report::{verdict_vs_nginx, Results, Row};
+use crate::stats::{cell, cell_added, pct, signed, us, Figures};
+
+/// Targets: what llmproxy may add to nginx's p50 and p99, in µs.
+const LIMITS: [(&str, f64, f64); 2] = [("p50", 50.0, 100.0), ("p99", 99.0, 500.0)];
 
 pub fn run(bench: &Bench, results: &mut Results) -> Result<()> {
-    let (plan, reps) = (bench.plan, bench.plan.reps);
     let mut runs = Vec::new();
+    for rate in bench.plan.rates {
+        let f = measure(bench, rate, &mut runs)?;
+        rows(rate, &f, &mut results.rows);
+    }
+    results.runs.insert("latency".into(), Value::Array(runs));
+    Ok(())
+}
+
+/// Every repetition at `rate`, each over all sides in turn.
+fn measure(bench: &Bench, rate: u64, runs: &mut Vec<Value>) -> Result<Figures> {
+    let (plan, reps) = (bench.plan, bench.plan.reps);
     let mut f = Figures::default();
-    let mut errors = 0;
     for rep in 0..reps {
-        eprintln!(
-            "[latency] openai {} req/s rep {}/{reps}",
-            plan.rate,
-            rep + 1
-        );
+        eprintln!("[latency] openai {rate} req/s rep {}/{reps}", rep + 1);
         let mut run = serde_json::Map::new();
         run.insert("rep".into(), json!(rep));
-        run.insert("rate".into(), json!(plan.rate));
-        let mut direct = (0.0, 0.0);
+        run.insert("rate".into(), json!(rate));
         let mut achieved = f64::INFINITY;
-        for side in [Side::Direct, Side::Relay, Side::Proxied] {
+        for side in bench.sides(true) {
             let endpoint = bench.endpoint(side, Provider::OpenAi, None);
-            let l = bench.runtime.block_on(latency(endpoint, plan))?;
-            errors += l.errors;
+            let l = bench.runtime.block_on(latency(endpoint, plan, rate))?;
             achieved = achieved.min(l.achieved_rps);
-            let (p50, p99) = (us(pct(&l.samples, 50.0)), us(pct(&l.samples, 99.0)));
-            if side == Side::Direct {
-                direct = (p50, p99);
-            }
             let name = side.name();
-            f.put(&mut run, format!("{name}_p50_us"), p50);
-            f.put(&mut run, format!("{name}_p99_us"), p99);
-            f.put(
-                &mut run,
-                format!("{name}_max_us"),
-                us(pct(&l.samples, 100.0)),
-            );
-            f.put(&mut run, format!("{name}_added_p50_us"), p50 - direct.0);
-            f.put(&mut run, format!("{name}_added_p99_us"), p99 - direct.1);
+            for (label, p, _) in LIMITS {
+                let value = us(pct(&l.samples, p));
+                f.put(&mut run, format!("{name}_{label}_us"), value);
+                let added = value - f.last(&format!("direct_{label}_us"));
+                f.put(&mut run, format!("{name}_added_{label}_us"), added);
+                if side == Side::Proxied {
+                    let over = value - f.last(&format!("nginx_{label}_us"));
+                    if !over.is_nan() {
+                        f.put(&mut run, format!("proxied_vs_nginx_{label}_us"), over);
+                    }
+                }
+            }
+            let max = us(pct(&l.samples, 100.0));
+            f.put(&mut run, format!("{name}_max_us"), max);
             f.put(&mut run, format!("{name}_samples"), l.samples.len() as f64);
             f.put(&mut run, format!("{name}_errors"), l.errors as f64);
         }
         f.put(&mut run, "achieved_rps".into(), achieved);
         runs.push(Value::Object(run));
     }
-    results.runs.insert("latency".into(), Value::Array(runs));
-    let rate = f.median("achieved_rps");
-    for (label, limit) in [("p50", 100.0), ("p99", 1000.0)] {
-        let added = f.median(&format!("proxied_added_{label}_us"));
-        results.rows.push(Row::new(
-            format!("latency {label} at {rate:.0} req/s, openai"),
-            format!("{:.0} µs", f.median(&format!("direct_{label}_us"))),
-            format!(
-                "{:.0} µs ({:+.0})",
-                f.median(&format!("relay_{label}_us")),
-                f.median(&format!("relay_added_{label}_us"))
-            ),
-            format!("{:.0} µs", f.median(&format!("proxied_{label}_us"))),
-            format!("{added:+.0} µs"),
-            format!("added <= {limit:.0} µs"),
-            verdict(
-                added <= limit && errors == 0,
-                format!("({:+.0} µs, {errors} errors)", added - limit),
-            ),
-        ));
+    Ok(f)
+}
+
+fn rows(rate: u64, f: &Figures, rows: &mut Vec<Row>) {
+    let m = |key: String| f.median(&key);
+    let errors = f.sum("proxied_errors") as u64;
+    let achieved = f.median("achieved_rps");
+    let short = if achieved < 0.95 * rate as f64 {
+        format!(" (only {achieved:.0} sent)")
+    } else {
+        String::new()
+    };
+    for (label, _, limit) in LIMITS {
+        let side = |name: &str| {
+            cell_added(
+                m(format!("{name}_{label}_us")),
+                m(format!("{name}_added_{label}_us")),
+                " µs",
+            )
+        };
+        let over = m(format!("proxied_vs_nginx_{label}_us"));
+        rows.push(
+            Row::new(format!("latency {label} at {rate} req/s{short}, openai"))
+                .direct(cell(m(format!("direct_{label}_us")), " µs"))
+                .relay(side("relay"))
+                .nginx(side("nginx"))
+                .proxied(side("proxied"))
+                .versus(signed(over, " µs"))
+                .target(format!("<= nginx + {limit:.0} µs"))
+                .verdict(verdict_vs_nginx(
+                    over - limit,
+                    errors,
+                    format!("{:+.0} µs", over - limit),
+                )),
+        );
     }
-    Ok(())
 }
 
 struct Latency {
@@ -88,13 +109,13 @@ struct Latency {
     achieved_rps: f64,
 }
 
-/// Sends `plan.rate` requests a second on schedule, whether or not earlier
+/// Sends `rate` requests a second on schedule, whether or not earlier
 /// ones have finished. A request's latency runs from when the scheduler
 /// released it (so time spent queued for a free connection counts, and
 /// timer lateness of the scheduler itself does not) to the end of its body.
-async fn latency(endpoint: Arc<Endpoint>, plan: &Plan) -> Result<Latency> {
-    let total = ((plan.warmup + plan.measure).as_secs_f64() * plan.rate as f64) as usize;
-    let skip = (plan.warmup.as_secs_f64() * plan.rate as f64) as usize;
+async fn latency(endpoint: Arc<Endpoint>, plan: &Plan, rate: u64) -> Result<Latency> {
+    let total = ((plan.warmup + plan.measure).as_secs_f64() * rate as f64) as usize;
+    let skip = (plan.warmup.as_secs_f64() * rate as f64) as usize;
     let (tx, rx) = mpsc::channel::<(usize, u64)>(total);
     let rx = Arc::new(Mutex::new(rx));
     let mut workers = Vec::new();
@@ -127,7 +148,7 @@ async fn latency(endpoint: Arc<Endpoint>, plan: &Plan) -> Result<Latency> {
         }));
     }
     let start = tokio::time::Instant::now();
-    let period = Duration::from_secs_f64(1.0 / plan.rate as f64);
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
     let mut measured_from = 0;
     for index in 0..total {
         let due = start + period * index as u32;

@@ -1,6 +1,6 @@
-//! The proxy's memory with many open streams: rounds with an idle moment in
-//! between, then the same rounds while one more stream stays open
-//! throughout.
+//! Memory with many open streams: llmproxy's and nginx's rounds in turn,
+//! with an idle moment in between; then llmproxy's rounds again while one
+//! more stream stays open throughout.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,8 +23,16 @@ use crate::stats::{mb, median};
 /// Slow streams: they stay open across a round, a chunk a second.
 const HOLD_PLAN: Option<(usize, Duration)> = Some((600, Duration::from_secs(1)));
 
+/// Target: llmproxy's RSS with the streams open, in MB.
+const MAX_MB: f64 = 50.0;
+
 pub fn run(bench: &Bench, results: &mut Results) -> Result<()> {
-    let (held_kib, runs) = rounds(bench, "", 0)?;
+    // llmproxy's rounds alternate with nginx's (master and workers).
+    let mut sides = vec![Side::Proxied];
+    if bench.nginx.is_some() {
+        sides.push(Side::Nginx);
+    }
+    let (kib, runs) = rounds(bench, "", 0, &sides)?;
     results.runs.insert("memory".into(), Value::Array(runs));
 
     // The same rounds while one more stream stays open throughout: the
@@ -40,79 +48,88 @@ pub fn run(bench: &Bench, results: &mut Results) -> Result<()> {
         .runtime
         .block_on(opened_rx)
         .map_err(|_| anyhow!("the stream kept open across rounds could not be opened"))?;
-    let (churn_kib, churn_runs) = rounds(bench, ", no idle moment between rounds", 1)?;
+    let label = ", no idle moment between rounds";
+    let (churn_kib, churn_runs) = rounds(bench, label, 1, &[Side::Proxied])?;
     let _ = release_tx.send(());
     bench.runtime.block_on(sentinel)??;
     results
         .runs
         .insert("memory_no_idle".into(), Value::Array(churn_runs));
 
-    let open_streams = bench.plan.open_streams;
-    let held = mb(median(&held_kib));
-    results.rows.push(Row::new(
-        format!("proxy RSS, {open_streams} open streams"),
-        "-",
-        "-",
-        format!("{held:.1} MB"),
-        format!("first round {:.1} MB", mb(held_kib[0])),
-        "<= 50 MB",
-        verdict(held <= 50.0, format!("({:+.1} MB)", held - 50.0)),
-    ));
-    results.rows.push(Row::new(
-        "  the same, no idle moment between rounds",
-        "-",
-        "-",
-        format!("{:.1} MB", mb(median(&churn_kib))),
-        format!(
-            "rounds {}",
-            churn_kib
-                .iter()
-                .map(|k| format!("{:.1}", mb(*k)))
-                .collect::<Vec<_>>()
-                .join(" / ")
-        ),
-        "(reported)",
-        String::new(),
-    ));
+    let show = |kib: &[f64]| {
+        let rounds: Vec<String> = kib.iter().map(|k| format!("{:.1}", mb(*k))).collect();
+        format!("{:.1} MB (rounds {})", mb(median(kib)), rounds.join(" / "))
+    };
+    let nginx = kib.get(1).map(|k| mb(median(k)));
+    let held = mb(median(&kib[0]));
+    let churn = mb(median(&churn_kib[0]));
+    let met = |mb: f64| verdict(mb <= MAX_MB, format!("({:+.1} MB)", mb - MAX_MB));
+    results.rows.push(
+        Row::new(format!("RSS, {} open streams", bench.plan.open_streams))
+            .nginx(nginx.map_or("-".into(), |n| format!("{n:.1} MB")))
+            .proxied(show(&kib[0]))
+            .versus(nginx.map_or(String::new(), |n| format!("{:+.1} MB", held - n)))
+            .target(format!("<= {MAX_MB:.0} MB"))
+            .verdict(met(held)),
+    );
+    results.rows.push(
+        Row::new("  the same, no idle moment between rounds")
+            .proxied(show(&churn_kib[0]))
+            .target(format!("<= {MAX_MB:.0} MB"))
+            .verdict(met(churn)),
+    );
     Ok(())
 }
 
-/// `reps` rounds of streams, while `also_open` more stay open throughout:
-/// each round's RSS in KiB and its JSON.
-fn rounds(bench: &Bench, label: &str, also_open: usize) -> Result<(Vec<f64>, Vec<Value>)> {
+/// `reps` rounds of streams through each of `sides` in turn, while
+/// `also_open` more stay open throughout: each side's RSS per round in KiB
+/// (summed over its processes), and the rounds' JSON.
+fn rounds(
+    bench: &Bench,
+    label: &str,
+    also_open: usize,
+    sides: &[Side],
+) -> Result<(Vec<Vec<f64>>, Vec<Value>)> {
     let (plan, reps) = (bench.plan, bench.plan.reps);
-    let mut kib = Vec::new();
+    let mut kib = vec![Vec::new(); sides.len()];
     let mut runs = Vec::new();
     for rep in 0..reps {
-        eprintln!(
-            "[memory] {} open streams{label}, rep {}/{reps}",
-            plan.open_streams,
-            rep + 1
-        );
-        let held = bench.runtime.block_on(hold_streams(
-            bench.endpoint(Side::Proxied, Provider::OpenAi, HOLD_PLAN),
-            plan.open_streams,
-            bench.proxy.pid(),
-        ))?;
-        if held.opened < plan.open_streams {
-            bail!(
-                "only {} of {} streams could be opened through the proxy",
-                held.opened,
-                plan.open_streams
+        for (i, &side) in sides.iter().enumerate() {
+            eprintln!(
+                "[memory] {} open streams through {}{label}, rep {}/{reps}",
+                plan.open_streams,
+                side.name(),
+                rep + 1
             );
+            let held = bench.runtime.block_on(hold_streams(
+                bench.endpoint(side, Provider::OpenAi, HOLD_PLAN),
+                plan.open_streams,
+                bench.hop_pids(side),
+            ))?;
+            if held.opened < plan.open_streams {
+                bail!(
+                    "only {} of {} streams could be opened through {}",
+                    held.opened,
+                    plan.open_streams,
+                    side.name()
+                );
+            }
+            runs.push(json!({
+                "rep": rep, "side": side.name(), "open_streams": held.opened,
+                "rss_kib": held.rss_kib, "seconds_to_open": held.seconds_to_open,
+            }));
+            kib[i].push(held.rss_kib as f64);
+            // The hop notices a closed client at its next chunk (a second
+            // later at most): the next round starts once all of this
+            // round's are gone.
+            if !wait_for_open_streams_at_most(also_open, Duration::from_secs(10)) {
+                eprintln!(
+                    "warning: {} still holds upstream streams after 10 s",
+                    side.name()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        runs.push(json!({
-            "rep": rep, "open_streams": held.opened, "rss_kib": held.rss_kib,
-            "seconds_to_open": held.seconds_to_open,
-        }));
-        kib.push(held.rss_kib as f64);
-        // The proxy notices a closed client at its next chunk (a second
-        // later at most): the next round starts once all of this round's
-        // are gone.
-        if !wait_for_open_streams_at_most(also_open, Duration::from_secs(10)) {
-            eprintln!("warning: the proxy still holds upstream streams after 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
     Ok((kib, runs))
 }
@@ -123,10 +140,10 @@ struct Held {
     seconds_to_open: f64,
 }
 
-/// Opens `count` slow streams through the proxy, waits until each has its
-/// first chunk, samples the proxy's RSS while they are all open, then
-/// closes them.
-async fn hold_streams(endpoint: Arc<Endpoint>, count: usize, pid: u32) -> Result<Held> {
+/// Opens `count` slow streams through a hop, waits until each has its
+/// first chunk, samples the RSS of the hop's processes while they are all
+/// open, then closes them.
+async fn hold_streams(endpoint: Arc<Endpoint>, count: usize, pids: Vec<u32>) -> Result<Held> {
     let ready = Arc::new(AtomicUsize::new(0));
     let ready_signal = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
@@ -171,7 +188,7 @@ async fn hold_streams(endpoint: Arc<Endpoint>, count: usize, pid: u32) -> Result
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut rss_kib = 0;
     for _ in 0..5 {
-        rss_kib = rss_kib.max(procfs::status_kib(pid, "VmRSS:").unwrap_or(0));
+        rss_kib = rss_kib.max(procfs::rss_kib(&pids));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     release.notify_waiters();
@@ -185,7 +202,7 @@ async fn hold_streams(endpoint: Arc<Endpoint>, count: usize, pid: u32) -> Result
     })
 }
 
-/// Opens one slow stream through the proxy, calls `opened` once its first
+/// Opens one slow stream, calls `opened` once its first
 /// chunk has arrived, then keeps reading (a chunk a second) until `release`
 /// resolves.
 async fn hold_stream(

@@ -1,5 +1,5 @@
 //! The measured phases, one file each, and what they share: the running
-//! mock, proxy and relay.
+//! mock, proxy, relay and nginx.
 
 pub mod idle;
 pub mod latency;
@@ -16,6 +16,7 @@ use tokio::runtime::Runtime;
 
 use crate::args::Plan;
 use crate::endpoint::{Addrs, Endpoint, Provider, Side};
+use crate::nginx::Nginx;
 use crate::process::Proxy;
 use crate::relay::Relay;
 
@@ -26,6 +27,8 @@ pub struct Bench<'a> {
     pub addrs: Addrs,
     pub proxy: &'a Proxy,
     pub relay: &'a Relay,
+    /// None when no nginx was found: its figures are skipped.
+    pub nginx: Option<&'a Nginx>,
 }
 
 impl Bench<'_> {
@@ -36,5 +39,29 @@ impl Bench<'_> {
         stream: Option<(usize, Duration)>,
     ) -> Arc<Endpoint> {
         Arc::new(Endpoint::new(side, provider, &self.addrs, stream))
+    }
+
+    /// The paths measured in each repetition, in this order: direct first
+    /// (the others' differences are taken to it), llmproxy last.
+    pub fn sides(&self, with_relay: bool) -> Vec<Side> {
+        let mut sides = vec![Side::Direct];
+        if with_relay {
+            sides.push(Side::Relay);
+        }
+        if self.nginx.is_some() {
+            sides.push(Side::Nginx);
+        }
+        sides.push(Side::Proxied);
+        sides
+    }
+
+    /// The processes of the hop on `side` (nginx: master and workers).
+    pub fn hop_pids(&self, side: Side) -> Vec<u32> {
+        match side {
+            Side::Direct => Vec::new(),
+            Side::Relay => vec![self.relay.pid()],
+            Side::Nginx => self.nginx.map_or_else(Vec::new, |n| n.pids()),
+            Side::Proxied => vec![self.proxy.pid()],
+        }
     }
 }

@@ -13,18 +13,22 @@ use super::Bench;
 use crate::client::Conn;
 use crate::clock::{now_ns, take_stamps};
 use crate::endpoint::{Endpoint, Provider, Side};
-use crate::report::{verdict, Results, Row};
-use crate::stats::{pct, us, Figures};
+use crate::report::{verdict_vs_nginx, Results, Row};
+use crate::stats::{cell, cell_added, pct, signed, us, Figures};
+
+/// Targets: what llmproxy may add to nginx's TTFB p50 and chunk delay p99.
+const MAX_TTFB_OVER_NGINX_US: f64 = 1000.0;
+const MAX_CHUNK_P99_OVER_NGINX_US: f64 = 1000.0;
 
 pub fn run(bench: &Bench, results: &mut Results) -> Result<()> {
     let (plan, reps) = (bench.plan, bench.plan.reps);
+    let sides = bench.sides(true);
     eprintln!("[streams] warm-up");
-    for side in [Side::Direct, Side::Relay, Side::Proxied] {
+    for &side in &sides {
         both_providers(bench, side)?;
     }
     let mut runs = Vec::new();
     let mut f = Figures::default();
-    let mut errors = 0;
     for rep in 0..reps {
         eprintln!(
             "[streams] {} x {} chunks {} ms apart, rep {}/{reps}",
@@ -35,97 +39,94 @@ pub fn run(bench: &Bench, results: &mut Results) -> Result<()> {
         );
         let mut run = serde_json::Map::new();
         run.insert("rep".into(), json!(rep));
-        let mut direct_ttfb = (0.0, 0.0);
-        for side in [Side::Direct, Side::Relay, Side::Proxied] {
+        for &side in &sides {
             let s = both_providers(bench, side)?;
-            errors += s.errors;
             let name = side.name();
-            let (t50, t99) = (us(pct(&s.ttfb, 50.0)), us(pct(&s.ttfb, 99.0)));
-            if side == Side::Direct {
-                direct_ttfb = (t50, t99);
+            let mut put = |key: &str, value: f64| f.put(&mut run, format!("{name}_{key}"), value);
+            for (key, p) in [("p50", 50.0), ("p99", 99.0)] {
+                put(&format!("ttfb_{key}_us"), us(pct(&s.ttfb, p)));
             }
-            f.put(&mut run, format!("{name}_ttfb_p50_us"), t50);
-            f.put(&mut run, format!("{name}_ttfb_p99_us"), t99);
-            f.put(
-                &mut run,
-                format!("{name}_added_ttfb_p50_us"),
-                t50 - direct_ttfb.0,
-            );
-            f.put(
-                &mut run,
-                format!("{name}_added_ttfb_p99_us"),
-                t99 - direct_ttfb.1,
-            );
             for (key, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
-                f.put(
-                    &mut run,
-                    format!("{name}_chunk_{key}_us"),
-                    us(pct(&s.delays, p)),
-                );
+                put(&format!("chunk_{key}_us"), us(pct(&s.delays, p)));
             }
-            f.put(&mut run, format!("{name}_chunks"), s.delays.len() as f64);
-            f.put(&mut run, format!("{name}_errors"), s.errors as f64);
+            put("chunks", s.delays.len() as f64);
+            put("errors", s.errors as f64);
+            // Differences within the repetition: to direct, and to nginx.
+            for key in [
+                "ttfb_p50",
+                "ttfb_p99",
+                "chunk_p50",
+                "chunk_p99",
+                "chunk_max",
+            ] {
+                let value = f.last(&format!("{name}_{key}_us"));
+                let added = value - f.last(&format!("direct_{key}_us"));
+                f.put(&mut run, format!("{name}_added_{key}_us"), added);
+                let over = value - f.last(&format!("nginx_{key}_us"));
+                if side == Side::Proxied && !over.is_nan() {
+                    f.put(&mut run, format!("proxied_vs_nginx_{key}_us"), over);
+                }
+            }
         }
         runs.push(Value::Object(run));
     }
     results.runs.insert("streams".into(), Value::Array(runs));
-    rows(bench, &f, errors, &mut results.rows);
+    rows(bench, &f, &mut results.rows);
     Ok(())
 }
 
-fn rows(bench: &Bench, f: &Figures, errors: u64, rows: &mut Vec<Row>) {
+fn rows(bench: &Bench, f: &Figures, rows: &mut Vec<Row>) {
     let plan = bench.plan;
-    let added = f.median("proxied_added_ttfb_p50_us");
-    rows.push(Row::new(
-        format!("stream TTFB p50, {} streams", plan.streams),
-        format!("{:.0} µs", f.median("direct_ttfb_p50_us")),
-        format!(
-            "{:.0} µs ({:+.0})",
-            f.median("relay_ttfb_p50_us"),
-            f.median("relay_added_ttfb_p50_us")
+    let errors = f.sum("proxied_errors") as u64;
+    let m = |key: String| f.median(&key);
+    let figures = [
+        (
+            "ttfb_p50",
+            format!("stream TTFB p50, {} streams", plan.streams),
+            Some(MAX_TTFB_OVER_NGINX_US),
         ),
-        format!("{:.0} µs", f.median("proxied_ttfb_p50_us")),
-        format!("{added:+.0} µs"),
-        "added <= 1000 µs",
-        verdict(added <= 1000.0, format!("({:+.0} µs)", added - 1000.0)),
-    ));
-    rows.push(Row::new(
-        "stream TTFB p99",
-        format!("{:.0} µs", f.median("direct_ttfb_p99_us")),
-        format!(
-            "{:.0} µs ({:+.0})",
-            f.median("relay_ttfb_p99_us"),
-            f.median("relay_added_ttfb_p99_us")
+        ("ttfb_p99", "stream TTFB p99".to_owned(), None),
+        (
+            "chunk_p50",
+            format!("chunk delay p50, {}x{} chunks", plan.streams, plan.chunks),
+            None,
         ),
-        format!("{:.0} µs", f.median("proxied_ttfb_p99_us")),
-        format!("{:+.0} µs", f.median("proxied_added_ttfb_p99_us")),
-        "(reported)",
-        String::new(),
-    ));
-    for key in ["p50", "p99", "max"] {
-        let d = f.median(&format!("direct_chunk_{key}_us"));
-        let r = f.median(&format!("relay_chunk_{key}_us"));
-        let p = f.median(&format!("proxied_chunk_{key}_us"));
-        let (target, verdict_text) = if key == "p99" {
-            (
-                "<= 1000 µs mock->client",
-                verdict(
-                    p <= 1000.0 && errors == 0,
-                    format!("({:+.0} µs, {errors} errors)", p - 1000.0),
-                ),
+        (
+            "chunk_p99",
+            format!("chunk delay p99, {}x{} chunks", plan.streams, plan.chunks),
+            Some(MAX_CHUNK_P99_OVER_NGINX_US),
+        ),
+        (
+            "chunk_max",
+            format!("chunk delay max, {}x{} chunks", plan.streams, plan.chunks),
+            None,
+        ),
+    ];
+    for (key, figure, limit) in figures {
+        let side = |name: &str| {
+            cell_added(
+                m(format!("{name}_{key}_us")),
+                m(format!("{name}_added_{key}_us")),
+                " µs",
             )
-        } else {
-            ("(reported)", String::new())
         };
-        rows.push(Row::new(
-            format!("chunk delay {key}, {}x{} chunks", plan.streams, plan.chunks),
-            format!("{d:.0} µs"),
-            format!("{r:.0} µs"),
-            format!("{p:.0} µs"),
-            format!("{:+.0} µs", p - d),
-            target,
-            verdict_text,
-        ));
+        let over = m(format!("proxied_vs_nginx_{key}_us"));
+        let mut row = Row::new(figure)
+            .direct(cell(m(format!("direct_{key}_us")), " µs"))
+            .relay(side("relay"))
+            .nginx(side("nginx"))
+            .proxied(side("proxied"))
+            .versus(signed(over, " µs"));
+        if let Some(limit) = limit {
+            row = row
+                .target(format!("<= nginx + {limit:.0} µs"))
+                .verdict(verdict_vs_nginx(
+                    over - limit,
+                    errors,
+                    format!("{:+.0} µs", over - limit),
+                ));
+        }
+        rows.push(row);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Non-stream throughput, closed loop, for each provider. The relay (a
-//! floor for any proxy hop on this machine) only for OpenAI, to save time.
+//! floor for any proxy hop on this machine) only for OpenAI, to save time;
+//! nginx (the anchor of the targets) for both.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,19 +15,20 @@ use crate::args::Plan;
 use crate::client::Conn;
 use crate::endpoint::{Endpoint, Provider, Side};
 use crate::procfs::cpu_seconds;
-use crate::report::{verdict, Results, Row};
-use crate::stats::Figures;
+use crate::report::{verdict, verdict_vs_nginx, Results, Row};
+use crate::stats::{cell, signed, Figures};
+
+/// Targets: llmproxy's throughput against nginx's, and its CPU time per
+/// request.
+const MIN_VS_NGINX: f64 = 0.75;
+const MAX_CPU_US: f64 = 55.0;
 
 pub fn run(bench: &Bench, results: &mut Results) -> Result<()> {
     let mut runs = Vec::new();
     for provider in [Provider::OpenAi, Provider::Anthropic] {
-        let sides: &[Side] = if provider == Provider::OpenAi {
-            &[Side::Direct, Side::Relay, Side::Proxied]
-        } else {
-            &[Side::Direct, Side::Proxied]
-        };
-        let (f, errors) = measure(bench, provider, sides, &mut runs)?;
-        rows(bench.plan, provider, sides, &f, errors, &mut results.rows);
+        let sides = bench.sides(provider == Provider::OpenAi);
+        let f = measure(bench, provider, &sides, &mut runs)?;
+        rows(bench.plan, provider, &f, &mut results.rows);
     }
     results.runs.insert("throughput".into(), Value::Array(runs));
     Ok(())
@@ -38,10 +40,9 @@ fn measure(
     provider: Provider,
     sides: &[Side],
     runs: &mut Vec<Value>,
-) -> Result<(Figures, u64)> {
+) -> Result<Figures> {
     let (plan, reps) = (bench.plan, bench.plan.reps);
     let mut f = Figures::default();
-    let mut errors = 0;
     for rep in 0..reps {
         eprintln!(
             "[throughput] {} c={} rep {}/{reps}",
@@ -52,18 +53,16 @@ fn measure(
         let mut run = serde_json::Map::new();
         run.insert("provider".into(), json!(provider.name()));
         run.insert("rep".into(), json!(rep));
-        let mut direct_rps = f64::NAN;
+        let (mut direct_rps, mut nginx_rps) = (f64::NAN, f64::NAN);
         for &side in sides {
-            let hop = match side {
-                Side::Direct => None,
-                Side::Relay => Some(bench.relay.pid()),
-                Side::Proxied => Some(bench.proxy.pid()),
-            };
             let endpoint = bench.endpoint(side, provider, None);
-            let t = bench.runtime.block_on(throughput(endpoint, plan, hop))?;
-            errors += t.errors;
-            if side == Side::Direct {
-                direct_rps = t.rps;
+            let t = bench
+                .runtime
+                .block_on(throughput(endpoint, plan, bench.hop_pids(side)))?;
+            match side {
+                Side::Direct => direct_rps = t.rps,
+                Side::Nginx => nginx_rps = t.rps,
+                _ => {}
             }
             let name = side.name();
             f.put(&mut run, format!("{name}_rps"), t.rps);
@@ -73,69 +72,78 @@ fn measure(
             f.put(&mut run, format!("{name}_hop_cpu_us"), t.hop_cpu_us);
             f.put(&mut run, format!("{name}_bench_cpu_us"), t.bench_cpu_us);
         }
+        if !nginx_rps.is_nan() {
+            let ratio = f.last("proxied_rps") / nginx_rps;
+            f.put(&mut run, "proxied_vs_nginx".into(), ratio);
+        }
         runs.push(Value::Object(run));
     }
-    Ok((f, errors))
+    Ok(f)
 }
 
-fn rows(
-    plan: &Plan,
-    provider: Provider,
-    sides: &[Side],
-    f: &Figures,
-    errors: u64,
-    rows: &mut Vec<Row>,
-) {
-    let ratio = f.median("proxied_ratio");
-    let with_relay = sides.contains(&Side::Relay);
-    let relay_cell = |key: &str, unit: &str| {
-        if with_relay {
-            format!("{:.0}{unit}", f.median(key))
-        } else {
-            "-".to_owned()
+fn rows(plan: &Plan, provider: Provider, f: &Figures, rows: &mut Vec<Row>) {
+    let m = |key: &str| f.median(key);
+    let rps = |side: &str| {
+        let rps = m(&format!("{side}_rps"));
+        if rps.is_nan() {
+            return "-".to_owned();
         }
+        format!("{rps:.0} req/s ({:.2}x)", m(&format!("{side}_ratio")))
     };
-    rows.push(Row::new(
-        format!(
+    let ratio = m("proxied_vs_nginx");
+    let errors = f.sum("proxied_errors") as u64;
+    let nginx_errors = f.sum("nginx_errors") as u64;
+    rows.push(
+        Row::new(format!(
             "non-stream throughput, {}, c={}",
             provider.name(),
             plan.concurrency
-        ),
-        format!("{:.0} req/s", f.median("direct_rps")),
-        if with_relay {
-            format!(
-                "{:.0} req/s ({:.2}x)",
-                f.median("relay_rps"),
-                f.median("relay_ratio")
-            )
+        ))
+        .direct(format!("{:.0} req/s", m("direct_rps")))
+        .relay(rps("relay"))
+        .nginx(match nginx_errors {
+            0 => rps("nginx"),
+            n => format!("{}, {n} errors", rps("nginx")),
+        })
+        .proxied(rps("proxied"))
+        .versus(if ratio.is_nan() {
+            String::new()
         } else {
-            "-".to_owned()
-        },
-        format!("{:.0} req/s", f.median("proxied_rps")),
-        format!("{ratio:.2}x"),
-        ">= 0.40x, 0 errors",
-        verdict(
-            ratio >= 0.4 && errors == 0,
-            format!("({ratio:.2}x, {errors} errors)"),
-        ),
-    ));
-    rows.push(Row::new(
-        format!("  CPU µs per request, {}", provider.name()),
-        format!("client+mock {:.0}", f.median("direct_bench_cpu_us")),
-        relay_cell("relay_hop_cpu_us", ""),
-        format!("{:.0}", f.median("proxied_hop_cpu_us")),
-        format!("client+mock {:.0}", f.median("proxied_bench_cpu_us")),
-        "(reported)",
-        String::new(),
-    ));
+            format!("{ratio:.2}x")
+        })
+        .target(format!(">= {MIN_VS_NGINX:.2}x nginx, 0 errors"))
+        .verdict(verdict_vs_nginx(
+            MIN_VS_NGINX - ratio,
+            errors,
+            format!("{ratio:.2}x"),
+        )),
+    );
+    let cpu = m("proxied_hop_cpu_us");
+    rows.push(
+        Row::new(format!("  CPU µs per request, {}", provider.name()))
+            .direct(format!("client+mock {:.0}", m("direct_bench_cpu_us")))
+            .relay(cell(m("relay_hop_cpu_us"), ""))
+            .nginx(cell(m("nginx_hop_cpu_us"), ""))
+            .proxied(format!(
+                "{cpu:.0} (client+mock {:.0})",
+                m("proxied_bench_cpu_us")
+            ))
+            .versus(signed(cpu - m("nginx_hop_cpu_us"), " µs"))
+            .target(format!("llmproxy <= {MAX_CPU_US:.0} µs"))
+            .verdict(verdict(
+                cpu <= MAX_CPU_US,
+                format!("({:+.0} µs)", cpu - MAX_CPU_US),
+            )),
+    );
 }
 
 struct Throughput {
     rps: f64,
     ok: u64,
     errors: u64,
-    /// CPU time per request over the measured window: the hop's (proxy or
-    /// relay), and this process's (load client + mock upstream).
+    /// CPU time per request over the measured window: the hop's (proxy,
+    /// relay, or nginx's master and workers), and this process's (load
+    /// client + mock upstream).
     hop_cpu_us: f64,
     bench_cpu_us: f64,
 }
@@ -145,7 +153,7 @@ struct Throughput {
 async fn throughput(
     endpoint: Arc<Endpoint>,
     plan: &Plan,
-    hop_pid: Option<u32>,
+    hop_pids: Vec<u32>,
 ) -> Result<Throughput> {
     let barrier = Arc::new(Barrier::new(plan.concurrency + 1));
     let mut workers = Vec::new();
@@ -182,7 +190,7 @@ async fn throughput(
     barrier.wait().await;
     tokio::time::sleep(warmup).await;
     let me = std::process::id();
-    let hop_cpu_now = || hop_pid.map_or(0.0, cpu_seconds);
+    let hop_cpu_now = || hop_pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
     let (hop_cpu, bench_cpu) = (hop_cpu_now(), cpu_seconds(me));
     tokio::time::sleep(measure).await;
     let (hop_cpu, bench_cpu) = (hop_cpu_now() - hop_cpu, cpu_seconds(me) - bench_cpu);
