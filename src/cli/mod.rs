@@ -249,10 +249,9 @@ fn init_logging(default: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let colour = exit::colour_stderr() && std::io::stderr().is_terminal();
     let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(exit::colour_stderr() && std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(colour).try_init(),
         // Fields at the top level, next to timestamp, level and message.
         LogFormat::Json => builder
             .json()
@@ -261,5 +260,5 @@ fn init_logging(default: &str, format: LogFormat) {
             .with_span_list(false)
             .try_init(),
     };
-    crate::server::set_json_logs(format == LogFormat::Json);
+    crate::server::set_log_format(format == LogFormat::Json, colour);
 }

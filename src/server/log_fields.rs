@@ -7,15 +7,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 static JSON: AtomicBool = AtomicBool::new(false);
+static COLOUR: AtomicBool = AtomicBool::new(false);
 
-/// Says that log lines are JSON (`LOG_FORMAT=json`): the request line then
-/// records raw strings and numbers instead of these text forms.
-pub fn set_json(json: bool) {
+/// Says how log lines are written: JSON (`LOG_FORMAT=json`), or text with
+/// colours (a terminal, and no `NO_COLOR`); the request line follows suit.
+pub fn set_format(json: bool, colour: bool) {
     JSON.store(json, Ordering::Relaxed);
+    COLOUR.store(colour, Ordering::Relaxed);
 }
 
 pub fn json() -> bool {
     JSON.load(Ordering::Relaxed)
+}
+
+pub fn colour() -> bool {
+    COLOUR.load(Ordering::Relaxed)
 }
 
 /// A client-supplied string: written as is when it holds only plain

@@ -9,6 +9,7 @@ mod errors;
 mod handlers;
 mod idle_trim;
 mod log_fields;
+mod log_line;
 mod metrics;
 mod openapi;
 mod passthrough;
@@ -31,7 +32,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 pub use errors::status_of;
-pub use log_fields::set_json as set_json_logs;
+pub use log_fields::set_format as set_log_format;
 pub use request_id::HEADER as REQUEST_ID_HEADER;
 pub use routes::{routes, ROUTES};
 pub use state::AppState;

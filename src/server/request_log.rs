@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::log_fields::{self, ms, Escaped, Millis};
+use super::log_fields;
+use super::log_line::{self, Value};
 use super::metrics::{Metrics, Outcome, UNKNOWN_PROVIDER};
 use super::request_id::RequestId;
 use crate::error::Error;
 use crate::providers::StreamUsage;
-use tracing::field;
 
 /// The status logged and counted for a request whose client went away
 /// before it got a reply (nginx's convention).
@@ -276,52 +276,38 @@ impl RequestLog {
         }
     }
 
-    /// The line, at `info`. Text: names the client chose are escaped and
-    /// durations written from integers (see `log_fields`); JSON: the
-    /// encoder escapes, durations are numbers.
+    /// The line, at `info` (see `log_line`). Text: names the client chose
+    /// are escaped; JSON: durations are numbers.
     fn write(&self, status: u16, duration: Duration) {
-        let provider = self.provider.unwrap_or(UNKNOWN_PROVIDER);
-        let error = self.error.map(ErrorKind::as_str);
-        let stream_end = self.stream_end.map(StreamEnd::as_str);
-        if log_fields::json() {
-            tracing::info!(
-                request_id = self.id.as_str(),
-                method = "POST",
-                path = %format_args!("/v1/chat/{}", self.path_provider),
-                provider,
-                model = self.model.as_deref(),
-                stream = self.stream,
-                status,
-                upstream_status = self.upstream_status,
-                attempts = self.attempts,
-                duration_ms = ms(duration),
-                ttfb_ms = self.ttfb.map(ms),
-                input_tokens = self.usage.input_tokens,
-                output_tokens = self.usage.output_tokens,
-                error,
-                stream_end,
-                "request"
-            );
-        } else {
-            tracing::info!(
-                request_id = %self.id.as_str(),
-                method = "POST",
-                path = %format_args!("/v1/chat/{}", Escaped(&self.path_provider)),
-                provider = %provider,
-                model = self.model.as_deref().map(|m| field::display(Escaped(m))),
-                stream = self.stream,
-                status,
-                upstream_status = self.upstream_status,
-                attempts = self.attempts,
-                duration_ms = %Millis(duration),
-                ttfb_ms = self.ttfb.map(|t| field::display(Millis(t))),
-                input_tokens = self.usage.input_tokens,
-                output_tokens = self.usage.output_tokens,
-                error = error.map(field::display),
-                stream_end = stream_end.map(field::display),
-                "request"
-            );
+        if !log_line::enabled() {
+            return;
         }
+        let path = format!("/v1/chat/{}", self.path_provider);
+        let provider = self.provider.unwrap_or(UNKNOWN_PROVIDER);
+        let fields = [
+            ("request_id", Some(Value::Word(self.id.as_str()))),
+            ("method", Some(Value::Quoted("POST"))),
+            ("path", Some(Value::Client(&path))),
+            ("provider", Some(Value::Client(provider))),
+            ("model", self.model.as_deref().map(Value::Client)),
+            ("stream", Some(Value::Bool(self.stream))),
+            ("status", Some(Value::Number(status.into()))),
+            (
+                "upstream_status",
+                self.upstream_status.map(|s| Value::Number(s.into())),
+            ),
+            ("attempts", Some(Value::Number(self.attempts.into()))),
+            ("duration_ms", Some(Value::Millis(duration))),
+            ("ttfb_ms", self.ttfb.map(Value::Millis)),
+            ("input_tokens", self.usage.input_tokens.map(Value::Number)),
+            ("output_tokens", self.usage.output_tokens.map(Value::Number)),
+            ("error", self.error.map(|e| Value::Word(e.as_str()))),
+            (
+                "stream_end",
+                self.stream_end.map(|e| Value::Word(e.as_str())),
+            ),
+        ];
+        log_line::write(log_fields::json(), log_fields::colour(), "request", &fields);
     }
 }
 
