@@ -6,12 +6,13 @@ use bytes::Bytes;
 /// Headers of an upstream error reply that callers need to see (rate-limit
 /// back-off and request ids for support tickets).
 /// `retry-after-ms` and `x-should-retry` also steer the SDKs' own retries.
-pub const PASSTHROUGH_HEADERS: [&str; 5] = [
-    "retry-after",
-    "retry-after-ms",
-    "x-should-retry",
-    "x-request-id",
-    "request-id",
+/// Parsed once: header names given as text are parsed on every lookup.
+pub static PASSTHROUGH_HEADERS: [reqwest::header::HeaderName; 5] = [
+    reqwest::header::HeaderName::from_static("retry-after"),
+    reqwest::header::HeaderName::from_static("retry-after-ms"),
+    reqwest::header::HeaderName::from_static("x-should-retry"),
+    reqwest::header::HeaderName::from_static("x-request-id"),
+    reqwest::header::HeaderName::from_static("request-id"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -290,9 +290,9 @@ impl UpstreamResponse {
 fn passthrough_headers(response: &reqwest::Response) -> Vec<(&'static str, String)> {
     PASSTHROUGH_HEADERS
         .iter()
-        .filter_map(|&name| {
+        .filter_map(|name| {
             let value = response.headers().get(name)?.to_str().ok()?;
-            Some((name, value.to_owned()))
+            Some((name.as_str(), value.to_owned()))
         })
         .collect()
 }

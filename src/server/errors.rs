@@ -8,7 +8,7 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Rejection;
 
-use crate::error::Error;
+use crate::error::{Error, PASSTHROUGH_HEADERS};
 
 /// The HTTP status for each library error.
 pub fn status_of(error: &Error) -> StatusCode {
@@ -63,8 +63,9 @@ pub fn error_reply(error: &Error) -> Response {
 /// Adds the upstream's request-id and retry headers to a reply.
 pub fn insert_passthrough(map: &mut HeaderMap, headers: &[(&'static str, String)]) {
     for (name, value) in headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            map.insert(*name, value);
+        let known = PASSTHROUGH_HEADERS.iter().find(|known| known.as_str() == *name);
+        if let (Some(name), Ok(value)) = (known, HeaderValue::from_str(value)) {
+            map.insert(name.clone(), value);
         }
     }
 }
