@@ -78,7 +78,7 @@ where
 }
 
 /// A reply that is ready as a whole: its record is written now.
-fn whole(reply: Response, mut log: RequestLog) -> Response {
+pub(super) fn whole(reply: Response, mut log: RequestLog) -> Response {
     log.head_ready();
     log.first_byte();
     log.finish(reply.status().as_u16());
@@ -185,7 +185,7 @@ async fn forward(
 
 /// Whether `error` means an upstream request was made (rather than refused
 /// before it left: no free slot, a key that cannot be a header).
-fn reached_upstream(error: &Error) -> bool {
+pub(super) fn reached_upstream(error: &Error) -> bool {
     matches!(
         error,
         Error::UpstreamStatus { .. }
@@ -235,7 +235,11 @@ pub async fn docs() -> Response {
 
 /// Reads the body, stopping as soon as it passes `limit` (a declared
 /// `Content-Length` over the limit is refused before reading anything).
-async fn read_body<S, B>(mut body: S, content_length: Option<u64>, limit: u64) -> Result<Bytes>
+pub(super) async fn read_body<S, B>(
+    mut body: S,
+    content_length: Option<u64>,
+    limit: u64,
+) -> Result<Bytes>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
