@@ -167,7 +167,14 @@ impl<S> Translated<S> {
 impl<S> Drop for Translated<S> {
     fn drop(&mut self) {
         if !self.ended {
-            self.end(StreamEnd::ClientClosed);
+            // A client may hang up as soon as it has `[DONE]` (OpenAI's
+            // Python SDK does), while the upstream's last bytes are read.
+            let how = if self.chunks.finished() {
+                StreamEnd::Complete
+            } else {
+                StreamEnd::ClientClosed
+            };
+            self.end(how);
         }
     }
 }

@@ -386,3 +386,37 @@ async fn upstream_errors_take_openai_shape_with_status_and_headers() {
     assert_eq!(error["type"], "authentication_error");
     assert_eq!(error["message"], "invalid x-api-key");
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_after_done_got_a_complete_stream() {
+    // The upstream keeps its connection open after message_stop.
+    let mut steps = sse_events(&fixture("anthropic-stream.sse"));
+    steps.push(Step::Stall);
+    let mock = MockUpstream::always(Script::sse(steps)).await;
+    let proxy = proxy(&mock, &[]).await;
+    let reply = send(&proxy, streamed("anthropic/c", false)).await;
+    let mut body = reply.bytes_stream();
+    let mut text = String::new();
+    while !text.ends_with("data: [DONE]\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("[DONE] arrives while the upstream stays open")
+            .unwrap()
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    drop(body);
+    let complete = r#"llmproxy_stream_ends_total{provider="anthropic",how="complete"} 1"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !scrape(&proxy).await.contains(complete) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            scrape(&proxy).await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(scrape(&proxy)
+        .await
+        .contains(r#"llmproxy_stream_ends_total{provider="anthropic",how="client_closed"} 0"#));
+}

@@ -158,3 +158,35 @@ async fn a_passthrough_stream_cut_midway_ends_with_an_error_event() {
     assert_eq!(last["error"]["type"], "server_error");
     assert!(!events.contains(&Value::from("[DONE]")));
 }
+
+#[tokio::test]
+async fn a_client_that_hangs_up_after_done_got_a_complete_stream() {
+    use futures::StreamExt;
+    // The upstream keeps its connection open after [DONE].
+    let mut steps = sse_events(&fixture("openai-stream.sse"));
+    steps.push(Step::Stall);
+    let mock = MockUpstream::always(Script::sse(steps)).await;
+    let proxy = proxy(&mock, &[]).await;
+    let reply = send(&proxy, streamed("gpt-4o-mini", false)).await;
+    let mut body = reply.bytes_stream();
+    let mut received = Vec::new();
+    while !received.ends_with(b"data: [DONE]\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("[DONE] arrives while the upstream stays open")
+            .unwrap()
+            .unwrap();
+        received.extend_from_slice(&chunk);
+    }
+    drop(body);
+    let complete = r#"llmproxy_stream_ends_total{provider="openai",how="complete"} 1"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !scrape(&proxy).await.contains(complete) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            scrape(&proxy).await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

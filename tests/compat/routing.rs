@@ -374,3 +374,33 @@ async fn the_log_line_names_the_route_and_the_resolved_provider_never_the_key() 
         assert!(line.contains(field), "{field} missing in {line}");
     }
 }
+
+#[tokio::test]
+async fn over_capacity_is_a_503_with_retry_after() {
+    // A stream that keeps producing bytes holds the only slot without
+    // ever hitting the (shorter) timeout.
+    let mut steps = Vec::new();
+    for _ in 0..10 {
+        steps.push(Step::Send(b"data: {\"choices\":[]}\n\n".to_vec()));
+        steps.push(Step::Sleep(std::time::Duration::from_millis(100)));
+    }
+    steps.push(Step::Send(b"data: [DONE]\n\n".to_vec()));
+    let mock = MockUpstream::always(Script::sse(steps)).await;
+    let proxy = proxy(
+        &mock,
+        &[
+            ("HTTP_MAX_CONNECTIONS", "1"),
+            ("HTTP_TIMEOUT_SECONDS", "0.3"),
+        ],
+    )
+    .await;
+    let first = send(&proxy, streamed("gpt-4o-mini", false)).await;
+    assert_eq!(first.status(), 200);
+    let reply = send(&proxy, hello("anthropic/c")).await;
+    assert_eq!(reply.status(), 503);
+    assert_eq!(reply.headers()["retry-after"], "1");
+    let error = error_of(reply).await;
+    assert_eq!(error["type"], "server_error");
+    assert!(first.bytes().await.unwrap().ends_with(b"data: [DONE]\n\n"));
+    assert_eq!(mock.requests().len(), 1);
+}

@@ -73,6 +73,8 @@ pub struct ChunkStream<S> {
     translator: Translator,
     state: State,
     upstream_error: bool,
+    /// The end marker was translated.
+    complete: bool,
 }
 
 impl ChunkStream<()> {
@@ -118,6 +120,7 @@ where
             translator,
             state: State::Reading,
             upstream_error: false,
+            complete: false,
         }
     }
 }
@@ -131,6 +134,12 @@ impl<S> ChunkStream<S> {
     /// Whether the upstream sent an error event.
     pub fn upstream_error(&self) -> bool {
         self.upstream_error
+    }
+
+    /// Whether the stream's end (`[DONE]`) has been handed out: the client
+    /// has it all, even while the rest of the upstream body is read.
+    pub fn finished(&self) -> bool {
+        self.state == State::Draining || (self.state == State::Done && self.complete)
     }
 }
 
@@ -162,6 +171,7 @@ where
                     Step::Chunk(chunk) => return Poll::Ready(Some(Ok(chunk))),
                     Step::Finish(chunk) => {
                         this.state = State::Draining;
+                        this.complete = true;
                         return Poll::Ready(Some(Ok(chunk)));
                     }
                     Step::Fail(chunk) => {
@@ -174,10 +184,13 @@ where
                     provider,
                     reason: format!("not a valid event stream: {error}"),
                 }),
-                None => this
-                    .translator
-                    .close()
-                    .ok_or(Error::StreamTruncated { provider }),
+                None => match this.translator.close() {
+                    Some(chunk) => {
+                        this.complete = true;
+                        Ok(chunk)
+                    }
+                    None => Err(Error::StreamTruncated { provider }),
+                },
             };
             this.state = State::Done;
             return Poll::Ready(Some(item));
