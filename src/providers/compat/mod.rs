@@ -9,6 +9,7 @@
 //! Gemini requests, replies, streams and errors are translated here.
 
 mod anthropic;
+mod anthropic_reply;
 mod completion;
 mod gemini;
 mod openai;
@@ -133,7 +134,7 @@ pub fn translate_reply(
 ) -> Result<(Bytes, StreamUsage)> {
     let reply = match provider.kind {
         Kind::Gemini => gemini::reply(requested_model, body),
-        Kind::Anthropic | Kind::OpenAi => anthropic::reply(body),
+        Kind::Anthropic | Kind::OpenAi => anthropic_reply::reply(body),
     };
     let reply = reply.map_err(|reason| Error::InvalidReply {
         provider: provider.name(),

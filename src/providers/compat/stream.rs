@@ -10,7 +10,7 @@ use bytes::Bytes;
 use eventsource_stream::{EventStream, EventStreamError, Eventsource};
 use futures::Stream;
 
-use super::{anthropic, gemini};
+use super::{anthropic_reply, gemini};
 use crate::error::Error;
 use crate::providers::{Kind, Provider, StreamUsage, UpstreamResponse};
 
@@ -26,7 +26,7 @@ pub enum Step {
 }
 
 enum Translator {
-    Anthropic(anthropic::StreamState),
+    Anthropic(anthropic_reply::StreamState),
     Gemini(gemini::StreamState),
 }
 
@@ -110,9 +110,9 @@ where
                 Translator::Gemini(gemini::StreamState::new(requested_model, include_usage))
             }
             // OpenAI-format streams pass through untranslated, never here.
-            Kind::Anthropic | Kind::OpenAi => {
-                Translator::Anthropic(anthropic::StreamState::new(requested_model, include_usage))
-            }
+            Kind::Anthropic | Kind::OpenAi => Translator::Anthropic(
+                anthropic_reply::StreamState::new(requested_model, include_usage),
+            ),
         };
         ChunkStream {
             provider,

@@ -326,11 +326,11 @@ fn replies_and_their_finish_reasons() {
         ("something_new", "stop"),
     ] {
         assert_eq!(
-            super::super::anthropic::finish_reason(Some(reason)),
+            super::super::anthropic_reply::finish_reason(Some(reason)),
             expected
         );
     }
-    assert_eq!(super::super::anthropic::finish_reason(None), "stop");
+    assert_eq!(super::super::anthropic_reply::finish_reason(None), "stop");
     assert!(matches!(
         translate_reply(anthropic, "c", b"<html>"),
         Err(Error::InvalidReply { .. })

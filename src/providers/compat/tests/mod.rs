@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod gemini;
+mod request;
 mod stream;
 
 use std::path::Path;
@@ -218,4 +219,164 @@ fn the_model_list_has_aliases_then_providers() {
         ]
     );
     assert_eq!(data[9]["owned_by"], "vllm");
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// JSON values made of the names and shapes the translations look at.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-3.0f64..3.0).prop_map(Value::from),
+            prop_oneof![
+                Just("user"),
+                Just("assistant"),
+                Just("system"),
+                Just("developer"),
+                Just("tool"),
+                Just("text"),
+                Just("image_url"),
+                Just("function"),
+                Just("auto"),
+                Just("none"),
+                Just("required"),
+                Just("data:image/png;base64,AAAA"),
+                Just("data:,"),
+                Just("https://x/a.png"),
+                Just("{\"a\":1}"),
+                Just("[1]"),
+                Just(""),
+                Just(" "),
+                Just("é"),
+                Just("data:")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("role"),
+                            Just("content"),
+                            Just("type"),
+                            Just("text"),
+                            Just("image_url"),
+                            Just("url"),
+                            Just("tool_calls"),
+                            Just("tool_call_id"),
+                            Just("id"),
+                            Just("function"),
+                            Just("name"),
+                            Just("arguments"),
+                            Just("parameters"),
+                            Just("refusal"),
+                            Just("description")
+                        ],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|members| {
+                    Value::Object(
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    fn top_level() -> impl Strategy<Value = Value> {
+        (
+            prop_oneof![
+                Just("openai/m"),
+                Just("anthropic/m"),
+                Just("gemini/m"),
+                Just("fast"),
+                Just("gemini/a/b")
+            ],
+            prop::collection::vec(value(), 1..4),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        Just("stream"),
+                        Just("max_tokens"),
+                        Just("max_completion_tokens"),
+                        Just("temperature"),
+                        Just("top_p"),
+                        Just("stop"),
+                        Just("user"),
+                        Just("tools"),
+                        Just("tool_choice"),
+                        Just("parallel_tool_calls"),
+                        Just("n"),
+                        Just("seed"),
+                        Just("response_format"),
+                        Just("logit_bias"),
+                        Just("stream_options")
+                    ],
+                    value(),
+                ),
+                0..5,
+            ),
+        )
+            .prop_map(|(model, messages, members)| {
+                let mut body = json!({"model": model, "messages": messages});
+                for (name, value) in members {
+                    body[name] = value;
+                }
+                body
+            })
+    }
+
+    proptest! {
+        /// Whatever the body, a translation gives a request or a client
+        /// error naming a field: never a panic, never another error.
+        #[test]
+        fn any_request_is_translated_or_refused(body in top_level()) {
+            let settings = settings(&[]);
+            let raw = Bytes::from(body.to_string());
+            let Ok(request) = CompatRequest::parse(raw) else { return Ok(()) };
+            let target = match resolve(&settings.providers, &request.model) {
+                Ok(target) => target,
+                Err(error) => {
+                    let named = matches!(error, Error::InvalidField { .. });
+                    prop_assert!(named, "{:?}", error);
+                    return Ok(());
+                }
+            };
+            match prepare(&target, &request, &settings, Some("k")) {
+                Ok(prepared) => {
+                    prop_assert!(serde_json::from_slice::<Value>(&prepared.wire.body).is_ok());
+                }
+                Err(error) => {
+                    let client = matches!(error, Error::InvalidField { .. } | Error::MalformedJson(_));
+                    prop_assert!(client, "{:?}", error);
+                }
+            }
+        }
+
+        /// Any event text is translated or ends the stream with an error
+        /// chunk, without a panic.
+        #[test]
+        fn any_stream_event_is_handled(event in value(), text in ".{0,40}") {
+            for data in [event.to_string(), text.clone()] {
+                let mut anthropic = super::super::anthropic_reply::StreamState::new("m", true);
+                let _ = anthropic.event(&data);
+                let _ = anthropic.event(r#"{"type":"message_stop"}"#);
+                let mut gemini = super::super::gemini::StreamState::new("m", true);
+                let _ = gemini.event(&data);
+                let _ = gemini.close();
+            }
+        }
+    }
 }
