@@ -5,7 +5,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    contains, json_request, normalize_stop_reason, ChatRequest, ChatResponse, Message, Provider,
+    contains, normalize_stop_reason, AuthHeaders, ChatRequest, ChatResponse, Message, Provider,
     Role, StreamEvent, StreamFault, StreamUsage, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
@@ -127,7 +127,7 @@ impl WireFormat for Anthropic {
 
     fn build_request(
         &self,
-        _provider: &Provider,
+        provider: &Provider,
         settings: &Settings,
         request: &ChatRequest,
         api_key: Option<&str>,
@@ -154,14 +154,17 @@ impl WireFormat for Anthropic {
             stream: request.stream,
             temperature: request.temperature,
         };
+        provider.json_request(settings, api_key, &body)
+    }
+
+    fn auth_headers(&self, settings: &Settings, api_key: Option<&str>) -> Result<AuthHeaders> {
         let version = HeaderValue::try_from(settings.anthropic_version.as_str())
             .map_err(|_| Error::invalid("ANTHROPIC_VERSION", "not a valid header value"))?;
         let key = api_key.map(|key| (HeaderName::from_static("x-api-key"), key.to_owned()));
-        json_request(
+        Ok((
             vec![(HeaderName::from_static("anthropic-version"), version)],
             key,
-            &body,
-        )
+        ))
     }
 
     fn normalize(

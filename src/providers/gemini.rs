@@ -9,7 +9,7 @@ use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    json_request, ChatRequest, ChatResponse, Provider, Role, StreamEvent, StreamFault, StreamUsage,
+    AuthHeaders, ChatRequest, ChatResponse, Provider, Role, StreamEvent, StreamFault, StreamUsage,
     TailKind, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
@@ -63,32 +63,33 @@ impl GenerationConfig {
     }
 }
 
-/// A `GenerateContentResponse`: a whole reply, or one stream event.
+/// A `GenerateContentResponse`: a whole reply, or one stream event (also
+/// read by the OpenAI-compatible route's translation).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Reply {
+pub(super) struct Reply {
     #[serde(default)]
     candidates: Option<Vec<Candidate>>,
     #[serde(default)]
     prompt_feedback: Option<PromptFeedback>,
     #[serde(default)]
-    usage_metadata: Option<UsageMetadata>,
+    pub(super) usage_metadata: Option<UsageMetadata>,
     #[serde(default)]
-    model_version: Option<String>,
+    pub(super) model_version: Option<String>,
     #[serde(default)]
-    response_id: Option<String>,
+    pub(super) response_id: Option<String>,
     /// Only in a stream: Gemini's error envelope after the 200.
     #[serde(default)]
-    error: Option<ReplyError>,
+    pub(super) error: Option<ReplyError>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Candidate {
+pub(super) struct Candidate {
     #[serde(default)]
     content: Option<CandidateContent>,
     #[serde(default)]
-    finish_reason: Option<String>,
+    pub(super) finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -114,30 +115,32 @@ struct PromptFeedback {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UsageMetadata {
+pub(super) struct UsageMetadata {
     #[serde(default)]
-    prompt_token_count: u64,
+    pub(super) prompt_token_count: u64,
     #[serde(default)]
-    candidates_token_count: u64,
+    pub(super) candidates_token_count: u64,
     #[serde(default)]
-    thoughts_token_count: u64,
+    pub(super) thoughts_token_count: u64,
+    #[serde(default)]
+    pub(super) cached_content_token_count: u64,
 }
 
 #[derive(Deserialize)]
-struct ReplyError {
+pub(super) struct ReplyError {
     #[serde(default)]
-    message: Option<String>,
+    pub(super) message: Option<String>,
     #[serde(default)]
-    status: Option<String>,
+    pub(super) status: Option<String>,
 }
 
 impl Reply {
-    fn first(&self) -> Option<&Candidate> {
+    pub(super) fn first(&self) -> Option<&Candidate> {
         self.candidates.as_ref().and_then(|c| c.first())
     }
 
     /// The visible text of the first candidate (thought summaries left out).
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         self.first()
             .and_then(|c| c.content.as_ref())
             .map(|content| {
@@ -151,7 +154,7 @@ impl Reply {
             .unwrap_or_default()
     }
 
-    fn blocked(&self) -> bool {
+    pub(super) fn blocked(&self) -> bool {
         self.prompt_feedback
             .as_ref()
             .is_some_and(|f| f.block_reason.is_some())
@@ -209,8 +212,8 @@ impl WireFormat for Gemini {
 
     fn build_request(
         &self,
-        _provider: &Provider,
-        _settings: &Settings,
+        provider: &Provider,
+        settings: &Settings,
         request: &ChatRequest,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest> {
@@ -247,8 +250,12 @@ impl WireFormat for Gemini {
                 temperature: request.temperature,
             },
         };
+        provider.json_request(settings, api_key, &body)
+    }
+
+    fn auth_headers(&self, _settings: &Settings, api_key: Option<&str>) -> Result<AuthHeaders> {
         let key = api_key.map(|key| (HeaderName::from_static("x-goog-api-key"), key.to_owned()));
-        json_request(Vec::new(), key, &body)
+        Ok((Vec::new(), key))
     }
 
     fn normalize(

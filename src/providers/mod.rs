@@ -10,6 +10,7 @@
 
 mod anthropic;
 mod builtin;
+pub mod compat;
 mod gemini;
 mod openai;
 mod registry;
@@ -179,6 +180,20 @@ impl Provider {
         self.wire().build_request(self, settings, request, api_key)
     }
 
+    /// A JSON request in this provider's format with any `body`: its
+    /// headers, the key under its header when there is one, and the body
+    /// (the native route's [`Provider::build_request`] and the
+    /// OpenAI-compatible route's translations both use it).
+    pub fn json_request(
+        &self,
+        settings: &Settings,
+        api_key: Option<&str>,
+        body: &impl serde::Serialize,
+    ) -> Result<UpstreamRequest> {
+        let (headers, key) = self.wire().auth_headers(settings, api_key)?;
+        json_request(headers, key, body)
+    }
+
     /// What a passthrough keeps of a stream to judge its end.
     pub fn stream_tail(&self) -> StreamTail {
         StreamTail::new(self.wire().tail_kind())
@@ -232,6 +247,10 @@ pub trait WireFormat: Send + Sync + 'static {
             .ok_or_else(|| Error::invalid("model", "no endpoint for this provider"))
     }
 
+    /// The headers every request of this format carries, and the caller's
+    /// key with the header it goes in (`api_key` None sends no auth header).
+    fn auth_headers(&self, settings: &Settings, api_key: Option<&str>) -> Result<AuthHeaders>;
+
     /// Auth headers and JSON body for `request` (`api_key` None sends no
     /// auth header).
     fn build_request(
@@ -273,6 +292,9 @@ pub trait WireFormat: Send + Sync + 'static {
         None
     }
 }
+
+/// A format's fixed headers, and the caller's key under its header name.
+pub type AuthHeaders = (Vec<(HeaderName, HeaderValue)>, Option<(HeaderName, String)>);
 
 /// A JSON request with `headers`, and the caller's key under its header
 /// when there is one.

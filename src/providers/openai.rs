@@ -6,7 +6,7 @@ use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    contains, json_request, normalize_stop_reason, ChatRequest, ChatResponse, MaxTokensField,
+    contains, normalize_stop_reason, AuthHeaders, ChatRequest, ChatResponse, MaxTokensField,
     Message, Provider, StreamEvent, StreamFault, StreamUsage, UpstreamRequest, Usage, WireFormat,
 };
 use crate::config::Settings;
@@ -89,7 +89,7 @@ impl WireFormat for OpenAi {
     fn build_request(
         &self,
         provider: &Provider,
-        _settings: &Settings,
+        settings: &Settings,
         request: &ChatRequest,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest> {
@@ -105,8 +105,12 @@ impl WireFormat for OpenAi {
             max_completion_tokens,
             temperature: request.temperature,
         };
+        provider.json_request(settings, api_key, &body)
+    }
+
+    fn auth_headers(&self, _settings: &Settings, api_key: Option<&str>) -> Result<AuthHeaders> {
         let key = api_key.map(|key| (AUTHORIZATION, format!("Bearer {key}")));
-        json_request(Vec::new(), key, &body)
+        Ok((Vec::new(), key))
     }
 
     fn normalize(

@@ -270,6 +270,19 @@ impl UpstreamResponse {
             })
     }
 
+    /// Reads the whole body, as received (the OpenAI-compatible route
+    /// passes it through or translates it).
+    pub async fn into_body(self) -> Result<Bytes> {
+        let provider = self.provider;
+        let body = self
+            .response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(provider, provider.timeout, Phase::Reply, e))?;
+        drop(self.slot);
+        Ok(body)
+    }
+
     /// The upstream bytes exactly as received, chunk by chunk, no parsing.
     /// The in-flight slot is released when the stream is dropped.
     pub fn into_bytes(self) -> impl Stream<Item = Result<Bytes>> + Send + 'static {

@@ -8,7 +8,8 @@ use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Rejection;
 
-use crate::error::{Error, PASSTHROUGH_HEADERS};
+use crate::error::{upstream_message, Error, PASSTHROUGH_HEADERS};
+use crate::providers::compat;
 
 /// The HTTP status for each library error.
 pub fn status_of(error: &Error) -> StatusCode {
@@ -60,10 +61,69 @@ pub fn error_reply(error: &Error) -> Response {
     reply
 }
 
+/// The OpenAI-compatible route's reply for `error`, in OpenAI's shape
+/// `{"error": {"message", "type", "param", "code"}}` with the statuses of
+/// [`status_of`], but 400 for an invalid field (`param` names it). An
+/// upstream's error body passes through as it is when it is JSON (the
+/// translated providers' were rewritten in OpenAI's shape before), and
+/// is wrapped in OpenAI's shape when it is not.
+pub fn openai_error_reply(error: &Error) -> Response {
+    let status = match error {
+        Error::InvalidField { .. } => StatusCode::BAD_REQUEST,
+        other => status_of(other),
+    };
+    if let Error::UpstreamStatus { body, headers, .. } = error {
+        let body = if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+            body.clone()
+        } else {
+            compat::error_json(&upstream_message(body), "api_error", None, None).into()
+        };
+        let mut reply = json_reply(status, body);
+        insert_passthrough(reply.headers_mut(), headers);
+        return reply;
+    }
+    let (kind, param, code) = match error {
+        Error::InvalidField { field, .. } => ("invalid_request_error", Some(field.as_str()), None),
+        Error::MissingApiKey => ("invalid_request_error", None, Some("invalid_api_key")),
+        Error::MalformedJson(_) | Error::BodyTooLarge { .. } | Error::UnknownProvider { .. } => {
+            ("invalid_request_error", None, None)
+        }
+        Error::Saturated | Error::ShuttingDown => ("server_error", None, None),
+        _ => ("api_error", None, None),
+    };
+    let message = match error {
+        Error::MissingApiKey => {
+            "missing API key: send it as `Authorization: Bearer <key>` or in the X-API-Key header"
+                .to_owned()
+        }
+        other => other.to_string(),
+    };
+    let mut reply = openai_error(status, &message, kind, param, code);
+    if matches!(error, Error::Saturated | Error::ShuttingDown) {
+        reply
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    reply
+}
+
+/// An error in OpenAI's shape with `status`.
+pub fn openai_error(
+    status: StatusCode,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response {
+    json_reply(status, compat::error_json(message, kind, param, code))
+}
+
 /// Adds the upstream's request-id and retry headers to a reply.
 pub fn insert_passthrough(map: &mut HeaderMap, headers: &[(&'static str, String)]) {
     for (name, value) in headers {
-        let known = PASSTHROUGH_HEADERS.iter().find(|known| known.as_str() == *name);
+        let known = PASSTHROUGH_HEADERS
+            .iter()
+            .find(|known| known.as_str() == *name);
         if let (Some(name), Ok(value)) = (known, HeaderValue::from_str(value)) {
             map.insert(name.clone(), value);
         }

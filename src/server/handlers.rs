@@ -16,7 +16,9 @@ use super::request_id::{RequestId, HEADER as REQUEST_ID_HEADER};
 use super::request_log::RequestLog;
 use super::state::{AppState, InFlight};
 use crate::error::{Error, Result};
-use crate::providers::{ChatRequest, Prepared, Provider, RetryNotice, StreamUsage};
+use crate::providers::{
+    ChatRequest, Prepared, Provider, RetryNotice, StreamUsage, UpstreamResponse,
+};
 
 pub async fn healthz(state: AppState) -> Response {
     if state.is_draining() {
@@ -79,9 +81,49 @@ where
     reply
 }
 
+/// Sends `prepared` (with its retries), noting in `log` how long the
+/// upstream took, how many attempts were made and what it answered, and
+/// counting retries in the metrics. Both chat routes send through here.
+pub(super) async fn send_upstream(
+    state: &AppState,
+    provider: &'static Provider,
+    prepared: Prepared,
+    log: &mut RequestLog,
+) -> Result<UpstreamResponse> {
+    let sending = Instant::now();
+    let metrics = state.metrics();
+    let mut count_retry = |notice: &RetryNotice| {
+        if let Some(metrics) = &metrics {
+            metrics.retried(notice.provider, notice.reason);
+        }
+    };
+    let sent = state
+        .upstream
+        .send_observed(provider, prepared, &mut count_retry)
+        .await;
+    log.waited(sending);
+    match &sent.result {
+        Ok(upstream) => {
+            log.attempted(sent.attempts);
+            log.upstream_status(upstream.status());
+        }
+        Err(error) if reached_upstream(error) => {
+            log.attempted(sent.attempts);
+            if let Error::UpstreamStatus { status, .. } = error {
+                log.upstream_status(*status);
+            }
+        }
+        // Refused before it left (no free slot, say); earlier attempts
+        // may still have reached the upstream.
+        Err(_) if sent.attempts > 1 => log.attempted(sent.attempts - 1),
+        Err(_) => {}
+    }
+    sent.result
+}
+
 /// After more than one attempt, says how many; on an error reply also that
 /// the client should not retry in its turn (attempts would multiply).
-fn mark_attempts(reply: &mut Response, attempts: u32) {
+pub(super) fn mark_attempts(reply: &mut Response, attempts: u32) {
     if attempts <= 1 {
         return;
     }
@@ -94,7 +136,7 @@ fn mark_attempts(reply: &mut Response, attempts: u32) {
 }
 
 /// A reply that is ready as a whole: its record is written now.
-fn whole(reply: Response, mut log: RequestLog) -> Response {
+pub(super) fn whole(reply: Response, mut log: RequestLog) -> Response {
     log.head_ready();
     log.first_byte();
     log.finish(reply.status().as_u16());
@@ -158,37 +200,8 @@ async fn forward(
     let in_flight = state.track();
     let aborted = state.aborted();
     let work = async {
-        let sending = Instant::now();
         let prepared = Prepared::native(provider, state.upstream.settings(), request, api_key)?;
-        let metrics = state.metrics();
-        let mut count_retry = |notice: &RetryNotice| {
-            if let Some(metrics) = &metrics {
-                metrics.retried(notice.provider, notice.reason);
-            }
-        };
-        let sent = state
-            .upstream
-            .send_observed(provider, prepared, &mut count_retry)
-            .await;
-        log.waited(sending);
-        let upstream = sent.result;
-        match &upstream {
-            Ok(upstream) => {
-                log.attempted(sent.attempts);
-                log.upstream_status(upstream.status());
-            }
-            Err(error) if reached_upstream(error) => {
-                log.attempted(sent.attempts);
-                if let Error::UpstreamStatus { status, .. } = error {
-                    log.upstream_status(*status);
-                }
-            }
-            // Refused before it left (no free slot, say); earlier
-            // attempts may still have reached the upstream.
-            Err(_) if sent.attempts > 1 => log.attempted(sent.attempts - 1),
-            Err(_) => {}
-        }
-        let upstream = upstream?;
+        let upstream = send_upstream(state, provider, prepared, log).await?;
         if request.stream {
             return Ok(Started::Stream(open_stream(upstream, log).await?));
         }
@@ -265,7 +278,11 @@ pub async fn docs() -> Response {
 
 /// Reads the body, stopping as soon as it passes `limit` (a declared
 /// `Content-Length` over the limit is refused before reading anything).
-async fn read_body<S, B>(mut body: S, content_length: Option<u64>, limit: u64) -> Result<Bytes>
+pub(super) async fn read_body<S, B>(
+    mut body: S,
+    content_length: Option<u64>,
+    limit: u64,
+) -> Result<Bytes>
 where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,

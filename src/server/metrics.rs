@@ -25,6 +25,8 @@ pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The `route` label of `POST /v1/chat/{provider}`.
 pub const ROUTE_CHAT: &str = "chat";
+/// The `route` label of `POST /v1/chat/completions` (OpenAI-compatible).
+pub const ROUTE_CHAT_COMPLETIONS: &str = "chat_completions";
 /// The `provider` label of a request whose provider was not resolved.
 pub const UNKNOWN_PROVIDER: &str = "unknown";
 
@@ -81,6 +83,8 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// What one finished chat request contributes.
 pub struct Outcome<'a> {
+    /// [`ROUTE_CHAT`] or [`ROUTE_CHAT_COMPLETIONS`].
+    pub route: &'static str,
     /// The resolved provider, `None` when there was none.
     pub provider: Option<&'a str>,
     pub status: u16,
@@ -256,7 +260,7 @@ impl Metrics {
         };
         self.requests
             .get_or_create(&RequestLabels {
-                route: ROUTE_CHAT,
+                route: outcome.route,
                 provider: name.clone(),
                 status: outcome.status,
             })
@@ -266,7 +270,18 @@ impl Metrics {
         }
         match known {
             Some(p) => {
-                p.durations[outcome.stream as usize].observe(outcome.duration.as_secs_f64());
+                // Resolved up front for the native route only.
+                if outcome.route == ROUTE_CHAT {
+                    p.durations[outcome.stream as usize].observe(outcome.duration.as_secs_f64());
+                } else {
+                    self.durations
+                        .get_or_create(&DurationLabels {
+                            route: outcome.route,
+                            provider: name.clone(),
+                            stream: outcome.stream,
+                        })
+                        .observe(outcome.duration.as_secs_f64());
+                }
                 if let (Some(ttfb), Some(_)) = (outcome.ttfb, outcome.stream_end) {
                     p.ttfb.observe(ttfb.as_secs_f64());
                 }
@@ -289,7 +304,7 @@ impl Metrics {
     fn unresolved(&self, name: Arc<str>, outcome: &Outcome<'_>) {
         self.durations
             .get_or_create(&DurationLabels {
-                route: ROUTE_CHAT,
+                route: outcome.route,
                 provider: name.clone(),
                 stream: outcome.stream,
             })
@@ -338,6 +353,7 @@ mod tests {
 
     fn outcome(provider: Option<&str>, status: u16) -> Outcome<'_> {
         Outcome {
+            route: ROUTE_CHAT,
             provider,
             status,
             stream: true,

@@ -5,6 +5,7 @@
 //! shutdown can drain: stop accepting, answer 503 on connections still open,
 //! let in-flight work finish for the grace period, then end what is left.
 
+mod completions;
 mod errors;
 mod handlers;
 mod idle_trim;
@@ -18,6 +19,7 @@ mod request_log;
 mod routes;
 mod state;
 mod stream_scan;
+mod translated;
 mod write_timeout;
 
 use std::future::Future;
@@ -31,6 +33,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+pub use completions::PROVIDER_HEADER;
 pub use errors::status_of;
 pub use log_fields::set_format as set_log_format;
 pub use request_id::HEADER as REQUEST_ID_HEADER;

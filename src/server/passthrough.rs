@@ -201,7 +201,17 @@ impl<S> Passthrough<S> {
 impl<S> Drop for Passthrough<S> {
     fn drop(&mut self) {
         if !self.ended {
-            self.end(StreamEnd::ClientClosed);
+            // A client may hang up as soon as it has the end marker
+            // (OpenAI's Python SDK does after `[DONE]`), before the
+            // upstream closes: that stream was complete.
+            let how = if !self.provider.stream_is_complete(self.tail.bytes()) {
+                StreamEnd::ClientClosed
+            } else if self.scan.upstream_error() {
+                StreamEnd::UpstreamError
+            } else {
+                StreamEnd::Complete
+            };
+            self.end(how);
         }
     }
 }

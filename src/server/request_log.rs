@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::log_fields;
 use super::log_line::{self, Value};
-use super::metrics::{Metrics, Outcome, UNKNOWN_PROVIDER};
+use super::metrics::{Metrics, Outcome, ROUTE_CHAT, UNKNOWN_PROVIDER};
 use super::request_id::RequestId;
 use crate::error::Error;
 use crate::providers::StreamUsage;
@@ -135,6 +135,8 @@ impl StreamEnd {
 pub struct RequestLog {
     started: Instant,
     id: RequestId,
+    /// The metrics' `route` label.
+    route: &'static str,
     /// The provider as the client named it in the path (it may not be one).
     path_provider: String,
     /// The provider it resolved to.
@@ -167,6 +169,7 @@ impl RequestLog {
         RequestLog {
             started: Instant::now(),
             id,
+            route: ROUTE_CHAT,
             path_provider: path_provider.to_owned(),
             provider: None,
             model: None,
@@ -183,6 +186,13 @@ impl RequestLog {
             metrics,
             written: false,
         }
+    }
+
+    /// The metrics' `route` label ([`ROUTE_CHAT`] unless set). The OpenAI-
+    /// compatible route starts its record with the path provider
+    /// `completions`, so its line's path is `/v1/chat/completions`.
+    pub fn route(&mut self, route: &'static str) {
+        self.route = route;
     }
 
     pub fn provider(&mut self, name: &'static str) {
@@ -263,6 +273,7 @@ impl RequestLog {
         self.write(status, duration);
         if let Some(metrics) = &self.metrics {
             metrics.request_finished(&Outcome {
+                route: self.route,
                 provider: self.provider,
                 status,
                 stream: self.stream,

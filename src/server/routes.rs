@@ -11,15 +11,17 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::errors::recover;
-use super::handlers;
 use super::log_fields::{self, ms, Escaped, Millis};
 use super::request_id::{RequestId, CLIENT_HEADER, HEADER};
 use super::state::AppState;
+use super::{completions, handlers};
 
 /// Every route of the server, as `(method, path)` in OpenAPI's notation
 /// (the OpenAPI document's test compares its paths with this list).
 /// `/metrics` answers 404 when `METRICS=false`.
-pub const ROUTES: [(&str, &str); 6] = [
+pub const ROUTES: [(&str, &str); 8] = [
+    ("post", "/v1/chat/completions"),
+    ("get", "/v1/models"),
     ("post", "/v1/chat/{provider}"),
     ("get", "/healthz"),
     ("head", "/healthz"),
@@ -35,6 +37,26 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .and(warp::get().or(warp::head()).unify())
         .and(with_state.clone())
         .then(handlers::healthz);
+
+    // The OpenAI-compatible route: before `chat`, whose `{provider}` it
+    // would otherwise be (`completions` is no provider's name). Any content
+    // type is accepted, as on `chat`.
+    let completions = warp::path!("v1" / "chat" / "completions")
+        .and(warp::post())
+        .and(client_request_id())
+        .and(text_header("authorization"))
+        .and(text_header("x-api-key"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and(with_state.clone())
+        .then(completions::chat_completions);
+    let completions_other_methods =
+        warp::path!("v1" / "chat" / "completions").then(completions::method_not_allowed);
+
+    let models = warp::path!("v1" / "models")
+        .and(warp::get())
+        .and(with_state.clone())
+        .then(completions::models);
 
     // Any content type is accepted: `curl -d` sends form-urlencoded.
     let chat = warp::path!("v1" / "chat" / String)
@@ -58,6 +80,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
     let docs = warp::path!("docs").and(warp::get()).then(handlers::docs);
 
     let api = healthz
+        .or(completions)
+        .or(completions_other_methods)
+        .or(models)
         .or(chat)
         .or(metrics)
         .or(openapi)
@@ -77,6 +102,16 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
 /// decided by [`RequestId::from_client`]).
 fn client_request_id() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
     warp::header::optional::<String>(CLIENT_HEADER)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+/// A header that is text, else absent: a key that is not text is no key
+/// (a 401 in the route's own error shape, rather than a rejection).
+fn text_header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::header::optional::<String>(name)
         .or(warp::any().map(|| None))
         .unify()
 }

@@ -21,6 +21,15 @@ impl Proxy {
     /// Starts with default settings plus `vars`; both base URLs point at
     /// `upstream` unless `vars` says otherwise.
     pub async fn start(upstream: &str, vars: &[(&str, &str)]) -> Self {
+        Self::start_with_config(upstream, vars, None).await
+    }
+
+    /// [`Proxy::start`] with the text of a config file as well.
+    pub async fn start_with_config(
+        upstream: &str,
+        vars: &[(&str, &str)],
+        config: Option<&str>,
+    ) -> Self {
         let mut map: HashMap<String, String> = HashMap::from([
             ("OPENAI_BASE_URL".to_owned(), format!("{upstream}/v1")),
             ("ANTHROPIC_BASE_URL".to_owned(), upstream.to_owned()),
@@ -28,8 +37,12 @@ impl Proxy {
         for (k, v) in vars {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
-        let settings =
-            llmproxy::config::Settings::from_lookup(|name| map.get(name).cloned()).unwrap();
+        let file = config.map(|text| {
+            llmproxy::config::ConfigFile::parse(std::path::Path::new("config.toml"), text.into())
+                .unwrap()
+        });
+        let lookup = |name: &str| map.get(name).cloned();
+        let settings = llmproxy::config::Settings::resolve(&lookup, file.as_ref()).unwrap();
         let observability =
             llmproxy::config::Observability::from_lookup(|name| map.get(name).cloned()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
