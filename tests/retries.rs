@@ -239,3 +239,23 @@ async fn the_log_line_counts_the_attempts() {
     assert!(line.contains(" attempts=2 "), "{line}");
     assert!(line.contains(" upstream_status=200 "), "{line}");
 }
+
+#[tokio::test]
+async fn the_openai_compatible_route_retries_too() {
+    let (mock, times) = counting(|_| error(529)).await;
+    let proxy = Proxy::start(&mock.url(), &[("UPSTREAM_MAX_RETRIES", "1")]).await;
+    let reply = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .bearer_auth("sk-ant-test")
+        .json(&serde_json::json!({"model": "anthropic/claude-x",
+            "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 529);
+    assert_eq!(reply.headers()["x-llmproxy-attempts"], "2");
+    assert_eq!(reply.headers()["x-should-retry"], "false");
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "overloaded_error");
+    assert_eq!(times.lock().unwrap().len(), 2);
+}
