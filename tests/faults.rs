@@ -1,6 +1,6 @@
 //! Fault injection against `serve`: a real loopback upstream that stalls,
 //! resets, closes early or answers garbage, and clients that vanish or stop
-//! reading. Each bracketed outcome of the README's failure table is here.
+//! reading. Each bracketed outcome of the failure table (docs/failure-behaviour.md) is here.
 
 mod common;
 
