@@ -98,21 +98,23 @@ struct UsageMessage {
     usage: Option<EventUsage>,
 }
 
-#[derive(Deserialize)]
-struct EventUsage {
+/// Anthropic's `usage` object (replies, `message_start`, `message_delta`);
+/// the OpenAI-compatible route's translation reads it too.
+#[derive(Deserialize, Default, Clone, Copy)]
+pub(super) struct EventUsage {
     #[serde(default)]
-    input_tokens: Option<u64>,
+    pub(super) input_tokens: Option<u64>,
     #[serde(default)]
-    output_tokens: Option<u64>,
+    pub(super) output_tokens: Option<u64>,
     #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
+    pub(super) cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
+    pub(super) cache_read_input_tokens: Option<u64>,
 }
 
 impl EventUsage {
     /// Every input token, cached or not (as in [`Anthropic::normalize`]).
-    fn input(&self) -> Option<u64> {
+    pub(super) fn input(&self) -> Option<u64> {
         self.input_tokens.map(|n| {
             n + self.cache_creation_input_tokens.unwrap_or(0)
                 + self.cache_read_input_tokens.unwrap_or(0)

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderName, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::Reply;
 
@@ -95,19 +95,30 @@ where
             log,
             _in_flight: in_flight,
         };
-
-        let mut reply = warp::reply::stream(body).into_response();
-        *reply.status_mut() = StatusCode::OK;
-        let h = reply.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        insert_passthrough(h, &self.headers);
-        reply
+        sse_reply(body, &self.headers)
     }
+}
+
+/// The 200 head of every streamed reply (passed through or translated),
+/// with the upstream's request-id and retry headers, around `body`.
+pub(super) fn sse_reply<B>(body: B, upstream_headers: &[(&'static str, String)]) -> Response
+where
+    B: Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + Sync + 'static,
+{
+    let mut reply = warp::reply::stream(body).into_response();
+    *reply.status_mut() = StatusCode::OK;
+    let h = reply.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    insert_passthrough(h, upstream_headers);
+    reply
 }
 
 /// The response body: the upstream's chunks in order, then, if the stream

@@ -12,11 +12,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Reply;
 
-use super::errors::insert_passthrough;
+use super::passthrough::sse_reply;
 use super::request_log::{RequestLog, StreamEnd};
 use super::state::{AppState, InFlight};
 use crate::error::Error;
@@ -82,17 +81,7 @@ where
             log,
             _in_flight: in_flight,
         };
-        let mut reply = warp::reply::stream(body).into_response();
-        *reply.status_mut() = StatusCode::OK;
-        let h = reply.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        insert_passthrough(h, &self.headers);
-        reply
+        sse_reply(body, &self.headers)
     }
 }
 

@@ -43,27 +43,8 @@ struct Block {
     input: Option<Value>,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
-struct Usage {
-    #[serde(default)]
-    input_tokens: Option<u64>,
-    #[serde(default)]
-    output_tokens: Option<u64>,
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
-}
-
-impl Usage {
-    /// Every input token: uncached, cache reads and cache writes.
-    fn prompt(&self) -> Option<u64> {
-        self.input_tokens.map(|n| {
-            n + self.cache_creation_input_tokens.unwrap_or(0)
-                + self.cache_read_input_tokens.unwrap_or(0)
-        })
-    }
-}
+// Every input token is uncached + cache reads + cache writes (`input()`).
+use crate::providers::anthropic::EventUsage as Usage;
 
 /// A whole Messages reply as a `chat.completion`.
 pub fn reply(body: &[u8]) -> std::result::Result<Reply, String> {
@@ -95,7 +76,7 @@ pub fn reply(body: &[u8]) -> std::result::Result<Reply, String> {
         tool_calls,
         finish_reason: finish_reason(message.stop_reason.as_deref()),
         tokens: Tokens {
-            prompt: usage.prompt().unwrap_or(0),
+            prompt: usage.input().unwrap_or(0),
             completion: usage.output_tokens.unwrap_or(0),
             cached: usage.cache_read_input_tokens.unwrap_or(0),
         },
@@ -303,7 +284,7 @@ impl StreamState {
 
     fn tokens(&self) -> Tokens {
         Tokens {
-            prompt: self.usage.prompt().unwrap_or(0),
+            prompt: self.usage.input().unwrap_or(0),
             completion: self.usage.output_tokens.unwrap_or(0),
             cached: self.usage.cache_read_input_tokens.unwrap_or(0),
         }
@@ -311,7 +292,7 @@ impl StreamState {
 
     pub fn usage(&self) -> StreamUsage {
         StreamUsage {
-            input_tokens: self.usage.prompt(),
+            input_tokens: self.usage.input(),
             output_tokens: self.usage.output_tokens,
         }
     }
