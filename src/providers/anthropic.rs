@@ -134,20 +134,14 @@ impl WireFormat for Anthropic {
         request: &ChatRequest,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest> {
-        // Anthropic has no system role: all system messages, in order, become
-        // the top-level `system` field.
-        let system: Vec<&str> = request
-            .messages
-            .iter()
-            .filter(|m| m.role == Role::System)
-            .map(|m| m.content.as_str())
-            .collect();
         let body = Body {
             model: &request.model,
             max_tokens: request
                 .max_tokens
                 .unwrap_or(settings.anthropic_default_max_tokens),
-            system: (!system.is_empty()).then(|| system.join("\n\n")),
+            // Anthropic has no system role: the system messages become the
+            // top-level `system` field.
+            system: request.system_prompt(),
             messages: request
                 .messages
                 .iter()

@@ -217,12 +217,6 @@ impl WireFormat for Gemini {
         request: &ChatRequest,
         api_key: Option<&str>,
     ) -> Result<UpstreamRequest> {
-        let system: Vec<&str> = request
-            .messages
-            .iter()
-            .filter(|m| m.role == Role::System)
-            .map(|m| m.content.as_str())
-            .collect();
         let contents = request
             .messages
             .iter()
@@ -240,10 +234,8 @@ impl WireFormat for Gemini {
             .collect();
         let body = Body {
             contents,
-            system_instruction: (!system.is_empty()).then(|| SystemInstruction {
-                parts: [OwnedTextPart {
-                    text: system.join("\n\n"),
-                }],
+            system_instruction: request.system_prompt().map(|text| SystemInstruction {
+                parts: [OwnedTextPart { text }],
             }),
             generation_config: GenerationConfig {
                 max_output_tokens: request.max_tokens,

@@ -31,6 +31,18 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
+    /// Every `system` message, in order, joined with a blank line (for the
+    /// formats that take the system prompt apart from the turns).
+    pub fn system_prompt(&self) -> Option<String> {
+        let parts: Vec<&str> = self
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("\n\n"))
+    }
+
     /// Parses and validates a request body. Not JSON is `MalformedJson`
     /// (HTTP 400); JSON that breaks the schema is `InvalidField` naming the
     /// field (HTTP 422). Unknown fields are ignored.
