@@ -137,20 +137,46 @@ fn json_string(line: &mut String, text: &str) {
     line.push_str(&serde_json::Value::from(text).to_string());
 }
 
+thread_local! {
+    /// The last second formatted on this thread, and its text: requests
+    /// in the same second reuse it.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
 /// RFC 3339 in UTC with microseconds, as `tracing-subscriber` writes it.
 fn timestamp(line: &mut String, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let _ = write!(
-        line,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
-    );
+    SECOND.with(|cached| {
+        let Ok(mut cached) = cached.try_borrow_mut() else {
+            return;
+        };
+        if cached.0 != secs {
+            let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+            let rem = secs % 86_400;
+            cached.1.clear();
+            let _ = write!(
+                cached.1,
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60
+            );
+            cached.0 = secs;
+        }
+        line.push_str(&cached.1);
+    });
+    // Six digits without the formatting machinery.
+    let micros = since.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut rest = micros;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    line.push('.');
+    line.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
+    line.push('Z');
 }
 
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a date.
@@ -177,6 +203,13 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_micros(1_796_080_081_798_867);
         timestamp(&mut line, at);
         assert_eq!(line, "2026-11-30T23:08:01.798867Z");
+        // The same second again, from the cache; then the next one.
+        line.clear();
+        timestamp(&mut line, at + Duration::from_micros(5));
+        assert_eq!(line, "2026-11-30T23:08:01.798872Z");
+        line.clear();
+        timestamp(&mut line, at + Duration::from_secs(1));
+        assert_eq!(line, "2026-11-30T23:08:02.798867Z");
         for (days, date) in [
             (0, (1970, 1, 1)),
             (11_016, (2000, 2, 29)),
