@@ -79,11 +79,15 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
 
     let docs = warp::path!("docs").and(warp::get()).then(handlers::docs);
 
-    let api = healthz
-        .or(completions)
+    // The two chat routes first: they carry the traffic, and every filter
+    // tried before the one that matches costs a little on each request.
+    // `completions` must come before `chat`, whose `{provider}` would
+    // match it (`completions` is reserved, not a provider).
+    let api = completions
+        .or(chat)
+        .or(healthz)
         .or(completions_other_methods)
         .or(models)
-        .or(chat)
         .or(metrics)
         .or(openapi)
         .or(docs)
