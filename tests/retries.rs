@@ -31,15 +31,6 @@ fn error(status: u16) -> Script {
     Script::json(status, fixture("anthropic-error-529.json"))
 }
 
-async fn metrics(proxy: &Proxy) -> String {
-    let reply = client()
-        .get(format!("{}/metrics", proxy.url))
-        .send()
-        .await
-        .unwrap();
-    reply.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_429_is_retried_after_the_upstreams_retry_after_ms_and_the_reply_says_so() {
     let (mock, times) = counting(|n| match n {
@@ -61,7 +52,7 @@ async fn a_429_is_retried_after_the_upstreams_retry_after_ms_and_the_reply_says_
         waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
         "{waited:?}: retry-after-ms wins over retry-after"
     );
-    let text = metrics(&proxy).await;
+    let text = proxy.metrics().await;
     assert!(
         text.contains(r#"llmproxy_upstream_retries_total{provider="openai",reason="429"} 1"#),
         "{text}"
@@ -143,7 +134,7 @@ async fn a_refused_connection_is_retried() {
     let reply = post(&proxy.chat_url("openai"), chat_body("m", false)).await;
     assert_eq!(reply.status(), 502);
     assert_eq!(reply.headers()["x-llmproxy-attempts"], "2");
-    let text = metrics(&proxy).await;
+    let text = proxy.metrics().await;
     assert!(
         text.contains(
             r#"llmproxy_upstream_retries_total{provider="openai",reason="connection"} 1"#
@@ -197,15 +188,9 @@ async fn a_client_that_leaves_during_a_backoff_cancels_the_retry() {
     assert!(left.is_err(), "the client gave up first");
     // The request leaves the in-flight gauge once its handler is dropped,
     // well before the 3 s backoff would have ended.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let text = metrics(&proxy).await;
-        if text.contains("llmproxy_in_flight_requests 0") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still in flight:\n{text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    proxy
+        .wait_for_metric("llmproxy_in_flight_requests 0", Duration::from_secs(2))
+        .await;
     assert_eq!(times.lock().unwrap().len(), 1);
 }
 

@@ -86,18 +86,6 @@ impl Upstream {
         &self.settings
     }
 
-    /// Sends a request built by any front-end, retrying as
-    /// [`super::retry`] says; see [`Upstream::send_observed`].
-    pub async fn send_prepared(
-        &self,
-        provider: &'static Provider,
-        prepared: Prepared,
-    ) -> Result<UpstreamResponse> {
-        self.send_observed(provider, prepared, &mut |_: &RetryNotice| {})
-            .await
-            .result
-    }
-
     /// Sends `prepared`, up to [`Settings::retries_for`] more times when an
     /// attempt fails in a way worth retrying; `observer` hears of each
     /// retry before its delay. Dropping the future (the client left)
@@ -250,16 +238,12 @@ impl UpstreamResponse {
     }
 
     /// Reads the whole body and normalizes it.
-    pub async fn into_chat_response(self) -> Result<ChatResponse> {
+    pub async fn into_chat_response(mut self) -> Result<ChatResponse> {
         let provider = self.provider;
-        let body = self
-            .response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(provider, provider.timeout, Phase::Reply, e))?;
-        drop(self.slot);
+        let model = std::mem::take(&mut self.model);
+        let body = self.into_body().await?;
         provider
-            .normalize(&self.model, &body)
+            .normalize(&model, &body)
             .map_err(|reason| Error::InvalidReply {
                 provider: provider.name(),
                 reason: if body.is_empty() {

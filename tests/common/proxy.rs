@@ -63,6 +63,36 @@ impl Proxy {
         }
     }
 
+    /// The text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Scrapes `/metrics` until it holds `line` (what a stream's end or a
+    /// dropped request leaves there has no other signal); panics with the
+    /// last scrape after `within`.
+    pub async fn wait_for_metric(&self, line: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.metrics().await;
+            if text.contains(line) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {line:?} within {within:?}:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn chat_url(&self, provider: &str) -> String {
         format!("{}/v1/chat/{provider}", self.url)
     }

@@ -180,13 +180,7 @@ async fn a_client_that_hangs_up_after_done_got_a_complete_stream() {
     }
     drop(body);
     let complete = r#"llmproxy_stream_ends_total{provider="openai",how="complete"} 1"#;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !scrape(&proxy).await.contains(complete) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            scrape(&proxy).await
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    proxy
+        .wait_for_metric(complete, Duration::from_secs(5))
+        .await;
 }

@@ -154,12 +154,5 @@ pub async fn error_of(reply: reqwest::Response) -> Value {
 }
 
 pub async fn scrape(proxy: &Proxy) -> String {
-    client()
-        .get(format!("{}/metrics", proxy.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    proxy.metrics().await
 }
