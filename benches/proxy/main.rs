@@ -104,8 +104,8 @@ fn run(args: &Args, plan: &Plan) -> Result<()> {
     );
     let launch = Launch::from_args(args);
     println!("proxy binary: {}", launch.binary.display());
-    // One worker per core, whatever TOKIO_WORKER_THREADS says: that
-    // variable is passed on to the proxy only (tokio reads it there).
+    // One worker per core, whatever SERVE_WORKERS says: that variable is
+    // passed on to the proxy only.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(machine.cores)
         .enable_all()

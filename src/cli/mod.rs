@@ -47,7 +47,9 @@ pub fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> Result<(), Fail
                 return output::Output::default().write(line.as_bytes());
             }
             init_logging("info", observability.log_format);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            // This thread only accepts and coordinates; the worker threads
+            // (`server::serve_with`) run their own runtimes.
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)?;

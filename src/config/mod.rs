@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Idle pooled connections kept per host.
     pub max_keepalive_connections: usize,
+    /// `serve`'s worker threads (`SERVE_WORKERS`); 0 means one per CPU.
+    pub workers: usize,
     pub anthropic_version: String,
     pub anthropic_default_max_tokens: u64,
     pub max_body_bytes: u64,
@@ -102,6 +104,7 @@ impl Settings {
             timeout: timeout_variable.unwrap_or(Duration::from_secs(60)),
             max_connections: positive(&get, "HTTP_MAX_CONNECTIONS", 1024)? as usize,
             max_keepalive_connections: number(&get, "HTTP_MAX_KEEPALIVE_CONNECTIONS", 20)? as usize,
+            workers: workers(&get)?,
             anthropic_version: get("ANTHROPIC_VERSION").unwrap_or_else(|| "2023-06-01".to_owned()),
             anthropic_default_max_tokens: positive(&get, "ANTHROPIC_DEFAULT_MAX_TOKENS", 1024)?,
             max_body_bytes: positive(&get, "MAX_BODY_BYTES", 4 * 1024 * 1024)?,
@@ -118,6 +121,15 @@ impl Settings {
                 .map(|n| n.min(u64::from(u32::MAX)) as u32),
             default_retries: 0,
         })
+    }
+
+    /// How many worker threads `serve` runs: `SERVE_WORKERS`, else one
+    /// per CPU the process may use.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// How many times a failed attempt to `provider` may be retried.
@@ -152,6 +164,19 @@ fn number(
             .trim()
             .parse::<u64>()
             .map_err(|_| ConfigError::variable(variable, raw, "expected a whole number")),
+    }
+}
+
+/// `SERVE_WORKERS`: 0 (one per CPU) up to a sane bound.
+fn workers(get: &impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    const MOST: u64 = 1024;
+    match number(get, "SERVE_WORKERS", 0)? {
+        n if n > MOST => Err(ConfigError::variable(
+            "SERVE_WORKERS",
+            n.to_string(),
+            "expected a whole number from 0 (one per CPU) to 1024",
+        )),
+        n => Ok(n as usize),
     }
 }
 
@@ -365,6 +390,8 @@ mod tests {
         assert_eq!(s.timeout, Duration::from_secs(60));
         assert_eq!(s.max_connections, 1024);
         assert_eq!(s.max_keepalive_connections, 20);
+        assert_eq!(s.workers, 0);
+        assert!(s.worker_threads() >= 1);
         assert!(!s.drop_unsupported_params);
         assert_eq!((s.max_retries, s.default_retries), (None, 0));
         assert_eq!(s.anthropic_version, "2023-06-01");
@@ -383,8 +410,10 @@ mod tests {
             ("ANTHROPIC_DEFAULT_MAX_TOKENS", "55"),
             ("MAX_BODY_BYTES", "1000"),
             ("SHUTDOWN_GRACE_SECONDS", "0"),
+            ("SERVE_WORKERS", "3"),
         ])
         .unwrap();
+        assert_eq!((s.workers, s.worker_threads()), (3, 3));
         assert_eq!(s.timeout, Duration::from_millis(500));
         assert_eq!(s.max_connections, 7);
         assert_eq!(s.max_keepalive_connections, 0);
@@ -402,6 +431,8 @@ mod tests {
             ("HTTP_MAX_CONNECTIONS", "-1"),
             ("HTTP_MAX_CONNECTIONS", "0"),
             ("HTTP_MAX_KEEPALIVE_CONNECTIONS", "lots"),
+            ("SERVE_WORKERS", "-2"),
+            ("SERVE_WORKERS", "1025"),
             ("OPENAI_BASE_URL", "not a url"),
             ("OPENAI_BASE_URL", "ftp://example.com"),
             ("ANTHROPIC_BASE_URL", "localhost:8080"),

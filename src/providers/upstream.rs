@@ -68,13 +68,33 @@ pub struct UpstreamResponse {
 
 impl Upstream {
     pub fn new(settings: Arc<Settings>) -> anyhow::Result<Self> {
+        let slots = Arc::new(Semaphore::new(settings.max_connections));
+        Self::with_pools(settings.clone(), slots, settings.max_keepalive_connections)
+    }
+
+    /// A sibling for one of `workers` server threads: its own connection
+    /// pools (a pooled connection belongs to the thread that opened it, so
+    /// a request never wakes another thread), the same in-flight limit, and
+    /// its share of the idle connections kept.
+    pub fn for_worker(&self, workers: usize) -> anyhow::Result<Self> {
+        let idle = self
+            .settings
+            .max_keepalive_connections
+            .div_ceil(workers.max(1));
+        Self::with_pools(self.settings.clone(), self.slots.clone(), idle)
+    }
+
+    fn with_pools(
+        settings: Arc<Settings>,
+        slots: Arc<Semaphore>,
+        idle_per_host: usize,
+    ) -> anyhow::Result<Self> {
         let mut clients: Vec<(Duration, reqwest::Client)> = Vec::new();
         for provider in settings.providers.providers() {
             if !clients.iter().any(|(t, _)| *t == provider.timeout) {
-                clients.push((provider.timeout, client(&settings, provider.timeout)?));
+                clients.push((provider.timeout, client(provider.timeout, idle_per_host)?));
             }
         }
-        let slots = Arc::new(Semaphore::new(settings.max_connections));
         Ok(Upstream {
             clients: Arc::new(clients),
             settings,
@@ -203,13 +223,13 @@ impl Upstream {
     }
 }
 
-fn client(settings: &Settings, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+fn client(timeout: Duration, idle_per_host: usize) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         // `timeout()` would be a deadline for the whole body and cut long
         // streams; these two bound only the waits.
         .connect_timeout(timeout)
         .read_timeout(timeout)
-        .pool_max_idle_per_host(settings.max_keepalive_connections)
+        .pool_max_idle_per_host(idle_per_host)
         .pool_idle_timeout(Duration::from_secs(90))
         // The key must only ever reach the configured base URL: no
         // redirects (x-api-key would follow them), no proxies.

@@ -1,9 +1,11 @@
 //! `llmproxy serve`: the HTTP front-end of the provider adapters.
 //!
 //! The accept loop is ours rather than warp's so that accepted sockets get
-//! `TCP_NODELAY` (stream events must not wait for Nagle) and so that
-//! shutdown can drain: stop accepting, answer 503 on connections still open,
-//! let in-flight work finish for the grace period, then end what is left.
+//! `TCP_NODELAY` (stream events must not wait for Nagle), go to the worker
+//! thread serving the fewest connections (`workers.rs`: one thread per
+//! core, each with its own runtime), and so that shutdown can drain: stop
+//! accepting, answer 503 on connections still open, let in-flight work
+//! finish for the grace period, then end what is left.
 
 mod completions;
 mod errors;
@@ -20,6 +22,7 @@ mod routes;
 mod state;
 mod stream_scan;
 mod translated;
+mod workers;
 mod write_timeout;
 
 use std::future::Future;
@@ -27,10 +30,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 pub use completions::PROVIDER_HEADER;
@@ -42,6 +41,7 @@ pub use state::AppState;
 
 use crate::config::{Observability, Settings};
 use crate::providers::Upstream;
+use workers::Workers;
 
 /// How long open streams get to flush their final error event after the
 /// grace period ends.
@@ -57,7 +57,9 @@ pub async fn serve(
     serve_with(settings, Observability::default(), listener, shutdown).await
 }
 
-/// [`serve`] with `LOG_FORMAT`/`METRICS` settings.
+/// [`serve`] with `LOG_FORMAT`/`METRICS` settings. This task accepts
+/// connections and hands each to one of the worker threads
+/// ([`workers`]), which serve it to the end.
 pub async fn serve_with(
     settings: Arc<Settings>,
     observability: Observability,
@@ -66,12 +68,9 @@ pub async fn serve_with(
 ) -> anyhow::Result<()> {
     let upstream = Upstream::new(settings.clone())?;
     let state = AppState::with_metrics(upstream, observability.metrics);
+    let mut workers = Workers::start(&state, settings.worker_threads(), settings.timeout)?;
     let trimmer = idle_trim::spawn_idle_trim(state.clone());
-    let service = warp::service(routes::routes(state.clone()));
     let mut shutdown = std::pin::pin!(shutdown);
-    // HTTP/1.1 only: no protocol sniffing on each new connection.
-    let builder = http1::Builder::new();
-    let connections = GracefulShutdown::new();
 
     loop {
         let (stream, _peer): (_, SocketAddr) = tokio::select! {
@@ -87,20 +86,11 @@ pub async fn serve_with(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service.clone());
-        let connection = builder.serve_connection(
-            TokioIo::new(write_timeout::WriteTimeout::new(stream, settings.timeout)),
-            service,
-        );
-        let connection = connections.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "connection ended with an error");
-            }
-        });
+        workers.dispatch(stream);
     }
 
     drop(listener);
+    workers.stop_accepting();
     state.start_draining();
     tracing::info!(
         in_flight = state.in_flight(),
@@ -118,9 +108,7 @@ pub async fn serve_with(
         state.abort();
         let _ = tokio::time::timeout(FINAL_FLUSH, state.idle()).await;
     }
-    // Lets finished responses reach their clients and closes idle
-    // keep-alive connections.
-    let _ = tokio::time::timeout(FINAL_FLUSH, connections.shutdown()).await;
+    workers.close().await;
     trimmer.abort();
     tracing::info!("stopped");
     Ok(())

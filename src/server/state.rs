@@ -1,6 +1,6 @@
-//! State shared by every request: the upstream client, the metrics, and
-//! the shutdown machinery (draining flag, in-flight count, grace-expired
-//! signal).
+//! State shared by every request: the upstream client (one per worker
+//! thread), the metrics, and the shutdown machinery (draining flag,
+//! in-flight count, grace-expired signal).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,6 +58,16 @@ impl AppState {
                 idle: Notify::new(),
                 abort: watch::channel(false).0,
             }),
+        }
+    }
+
+    /// The same metrics and shutdown machinery, with `upstream` (a worker
+    /// thread's own pools) to send through.
+    pub fn with_upstream(&self, upstream: Upstream) -> Self {
+        AppState {
+            upstream,
+            metrics: self.metrics.clone(),
+            shutdown: self.shutdown.clone(),
         }
     }
 
