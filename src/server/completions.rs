@@ -95,7 +95,7 @@ pub async fn method_not_allowed() -> Response {
 pub async fn models(state: AppState) -> Response {
     json_reply(
         StatusCode::OK,
-        compat::models(&state.upstream.settings().providers),
+        compat::models(&state.upstream().settings().providers),
     )
 }
 
@@ -146,7 +146,7 @@ where
     if state.is_draining() {
         return Err(Error::ShuttingDown);
     }
-    let settings = state.upstream.settings();
+    let settings = state.upstream().settings();
     let body = read_body(body, content_length, settings.max_body_bytes).await?;
     let request = CompatRequest::parse(body)?;
     let target = compat::resolve(&settings.providers, &request.model)?;

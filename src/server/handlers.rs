@@ -98,7 +98,7 @@ pub(super) async fn send_upstream(
         }
     };
     let sent = state
-        .upstream
+        .upstream()
         .send_observed(provider, prepared, &mut count_retry)
         .await;
     log.waited(sending);
@@ -169,7 +169,11 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send + Unpin,
     B: Buf,
 {
-    let provider = state.upstream.settings().providers.provider(provider_name);
+    let provider = state
+        .upstream()
+        .settings()
+        .providers
+        .provider(provider_name);
     if let Ok(provider) = &provider {
         log.provider(provider.name());
     }
@@ -178,7 +182,7 @@ where
     }
     let provider = provider?;
     let api_key = provider.key_to_send(api_key.as_deref())?;
-    let limit = state.upstream.settings().max_body_bytes;
+    let limit = state.upstream().settings().max_body_bytes;
     let body = read_body(body, content_length, limit).await?;
     let request = ChatRequest::from_json(&body)?;
     log.requested(&request.model, request.stream);
@@ -200,7 +204,7 @@ async fn forward(
     let in_flight = state.track();
     let aborted = state.aborted();
     let work = async {
-        let prepared = Prepared::native(provider, state.upstream.settings(), request, api_key)?;
+        let prepared = Prepared::native(provider, state.upstream().settings(), request, api_key)?;
         let upstream = send_upstream(state, provider, prepared, log).await?;
         if request.stream {
             return Ok(Started::Stream(open_stream(upstream, log).await?));

@@ -10,9 +10,13 @@ use tokio::sync::{watch, Notify};
 use super::metrics::Metrics;
 use crate::providers::Upstream;
 
+/// Cloned into every route and for every request (warp's service is
+/// cloned per request), so a clone is one reference count.
 #[derive(Clone)]
-pub struct AppState {
-    pub upstream: Upstream,
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    upstream: Upstream,
     /// `None` when `METRICS=false`.
     metrics: Option<Arc<Metrics>>,
     shutdown: Arc<Shutdown>,
@@ -48,7 +52,7 @@ impl AppState {
     pub fn with_metrics(upstream: Upstream, metrics: bool) -> Self {
         let metrics =
             metrics.then(|| Arc::new(Metrics::new(upstream.settings().providers.provider_names())));
-        AppState {
+        AppState(Arc::new(Shared {
             upstream,
             metrics,
             shutdown: Arc::new(Shutdown {
@@ -58,50 +62,54 @@ impl AppState {
                 idle: Notify::new(),
                 abort: watch::channel(false).0,
             }),
-        }
+        }))
     }
 
     /// The same metrics and shutdown machinery, with `upstream` (a worker
     /// thread's own pools) to send through.
     pub fn with_upstream(&self, upstream: Upstream) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             upstream,
-            metrics: self.metrics.clone(),
-            shutdown: self.shutdown.clone(),
-        }
+            metrics: self.0.metrics.clone(),
+            shutdown: self.0.shutdown.clone(),
+        }))
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.0.upstream
     }
 
     pub fn metrics(&self) -> Option<Arc<Metrics>> {
-        self.metrics.clone()
+        self.0.metrics.clone()
     }
 
     pub fn is_draining(&self) -> bool {
-        self.shutdown.draining.load(Ordering::Acquire)
+        self.0.shutdown.draining.load(Ordering::Acquire)
     }
 
     pub fn start_draining(&self) {
-        self.shutdown.draining.store(true, Ordering::Release);
+        self.0.shutdown.draining.store(true, Ordering::Release);
     }
 
     pub fn track(&self) -> InFlight {
-        self.shutdown.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.shutdown.started.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.shutdown.clone())
+        self.0.shutdown.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.0.shutdown.started.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.0.shutdown.clone())
     }
 
     /// Requests started since the process began.
     pub fn started(&self) -> usize {
-        self.shutdown.started.load(Ordering::Relaxed)
+        self.0.shutdown.started.load(Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> usize {
-        self.shutdown.in_flight.load(Ordering::Acquire)
+        self.0.shutdown.in_flight.load(Ordering::Acquire)
     }
 
     /// Resolves once no request or stream is in flight.
     pub async fn idle(&self) {
         loop {
-            let notified = self.shutdown.idle.notified();
+            let notified = self.0.shutdown.idle.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if self.in_flight() == 0 {
@@ -113,12 +121,12 @@ impl AppState {
 
     /// Tells every open request and stream to end now.
     pub fn abort(&self) {
-        self.shutdown.abort.send_replace(true);
+        self.0.shutdown.abort.send_replace(true);
     }
 
     /// Resolves when [`AppState::abort`] has been called.
     pub fn aborted(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
-        let mut rx = self.shutdown.abort.subscribe();
+        let mut rx = self.0.shutdown.abort.subscribe();
         async move {
             let _ = rx.wait_for(|aborted| *aborted).await;
         }

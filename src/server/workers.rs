@@ -53,7 +53,7 @@ impl Workers {
         let (close, closing) = watch::channel(false);
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {
-            let state = state.with_upstream(state.upstream.for_worker(count)?);
+            let state = state.with_upstream(state.upstream().for_worker(count)?);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
