@@ -148,6 +148,17 @@ impl Serving {
         // HTTP/1.1 only: no protocol sniffing on each new connection.
         let builder = http1::Builder::new();
         let connections = GracefulShutdown::new();
+        // With no timer pending, each request's first timer (the upstream
+        // read timeout) is the earliest, and tokio then wakes its own
+        // driver through an eventfd write to re-arm: a syscall per request
+        // at low rates. A timer that always fires within a second keeps
+        // every 60 s timeout later than the next wake.
+        let ticker = tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+            }
+        });
         while let Some(stream) = self.connections.recv().await {
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
@@ -171,6 +182,7 @@ impl Serving {
                 open.fetch_sub(1, Ordering::Relaxed);
             });
         }
+        ticker.abort();
         let _ = self.closing.wait_for(|close| *close).await;
         let _ = tokio::time::timeout(FINAL_FLUSH, connections.shutdown()).await;
     }
