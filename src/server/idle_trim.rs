@@ -53,12 +53,13 @@ pub fn spawn_idle_trim(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// When to trim: requests ran since the last trim, and the number in
-/// flight has fallen to a quarter of its peak since then (to zero: the
-/// server is idle; or from 1,000 streams to a few, under load that never
-/// pauses, when most of what the peak allocated is free again).
+/// When to trim: requests started, or fewer are in flight, since the last
+/// trim (so memory they held may be free), and the number in flight has
+/// fallen to a quarter of its peak since then (to zero: the server is idle;
+/// or from 1,000 streams to a few, under load that never pauses).
 struct LowWater {
     started_at_trim: usize,
+    in_flight_at_trim: usize,
     peak: usize,
 }
 
@@ -66,20 +67,24 @@ impl LowWater {
     fn new(started: usize) -> Self {
         LowWater {
             started_at_trim: started,
+            in_flight_at_trim: 0,
             peak: 0,
         }
     }
 
     fn should_trim(&mut self, started: usize, in_flight: usize) -> bool {
         self.peak = self.peak.max(in_flight);
-        started != self.started_at_trim && in_flight <= self.peak / 4
+        let changed = started != self.started_at_trim || in_flight < self.in_flight_at_trim;
+        changed && in_flight <= self.peak / 4
     }
 
     fn trimmed(&mut self, started: usize, in_flight: usize) {
         self.started_at_trim = started;
+        self.in_flight_at_trim = in_flight;
         self.peak = in_flight;
     }
 }
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists.
@@ -116,5 +121,16 @@ mod tests {
         assert!(!low.should_trim(2000, 250));
         assert!(!low.should_trim(2500, 100));
         assert!(low.should_trim(2600, 62));
+    }
+
+    #[test]
+    fn trims_again_when_what_was_left_open_ends() {
+        let mut low = LowWater::new(0);
+        assert!(low.should_trim(1000, 250));
+        low.trimmed(1000, 250);
+        // No request started since, but 250 ended: their memory is free.
+        assert!(low.should_trim(1000, 0));
+        low.trimmed(1000, 0);
+        assert!(!low.should_trim(1000, 0));
     }
 }
