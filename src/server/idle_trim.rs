@@ -126,6 +126,7 @@ mod tests {
     #[test]
     fn trims_again_when_what_was_left_open_ends() {
         let mut low = LowWater::new(0);
+        assert!(!low.should_trim(1000, 1000));
         assert!(low.should_trim(1000, 250));
         low.trimmed(1000, 250);
         // No request started since, but 250 ended: their memory is free.
