@@ -391,7 +391,6 @@ mod tests {
         assert_eq!(s.max_connections, 1024);
         assert_eq!(s.max_keepalive_connections, 20);
         assert_eq!(s.workers, 0);
-        assert!(s.worker_threads() >= 1);
         assert!(!s.drop_unsupported_params);
         assert_eq!((s.max_retries, s.default_retries), (None, 0));
         assert_eq!(s.anthropic_version, "2023-06-01");

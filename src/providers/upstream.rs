@@ -22,6 +22,8 @@ pub struct Upstream {
     clients: Arc<Vec<(Duration, reqwest::Client)>>,
     settings: Arc<Settings>,
     slots: Arc<Semaphore>,
+    /// Idle pooled connections kept per host by this client.
+    idle_per_host: usize,
 }
 
 /// What [`Upstream::send_observed`] ended with, and after how many
@@ -68,20 +70,28 @@ pub struct UpstreamResponse {
 
 impl Upstream {
     pub fn new(settings: Arc<Settings>) -> anyhow::Result<Self> {
-        let slots = Arc::new(Semaphore::new(settings.max_connections));
-        Self::with_pools(settings.clone(), slots, settings.max_keepalive_connections)
+        Self::for_workers(settings, 1)
     }
 
-    /// A sibling for one of `workers` server threads: its own connection
-    /// pools (a pooled connection belongs to the thread that opened it, so
-    /// a request never wakes another thread), the same in-flight limit, and
-    /// its share of the idle connections kept.
-    pub fn for_worker(&self, workers: usize) -> anyhow::Result<Self> {
-        let idle = self
-            .settings
-            .max_keepalive_connections
-            .div_ceil(workers.max(1));
-        Self::with_pools(self.settings.clone(), self.slots.clone(), idle)
+    /// The client of the first of `workers` server threads: the in-flight
+    /// limit, and a share of the idle connections kept. The others get a
+    /// [`Upstream::sibling`] each.
+    pub fn for_workers(settings: Arc<Settings>, workers: usize) -> anyhow::Result<Self> {
+        let slots = Arc::new(Semaphore::new(settings.max_connections));
+        let idle_per_host = settings.max_keepalive_connections.div_ceil(workers.max(1));
+        Self::with_pools(settings, slots, idle_per_host)
+    }
+
+    /// Another worker thread's client: its own connection pools (a pooled
+    /// connection belongs to the thread that opened it, so a request never
+    /// wakes another thread), the same in-flight limit and the same share
+    /// of idle connections.
+    pub fn sibling(&self) -> anyhow::Result<Self> {
+        Self::with_pools(
+            self.settings.clone(),
+            self.slots.clone(),
+            self.idle_per_host,
+        )
     }
 
     fn with_pools(
@@ -99,6 +109,7 @@ impl Upstream {
             clients: Arc::new(clients),
             settings,
             slots,
+            idle_per_host,
         })
     }
 

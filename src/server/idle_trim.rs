@@ -11,7 +11,8 @@
 //! a second, on the blocking pool (it walks the whole heap). Under load
 //! that never pauses there is no idle moment: there the trim comes when the
 //! number in flight has fallen to a quarter of its peak since the last one
-//! (1,000 streams ending while a few stay open).
+//! (1,000 streams ending while a few stay open), and again once what was
+//! still open then has ended.
 //!
 //! Tried and not kept: `mallopt(M_MMAP_THRESHOLD, 8 KiB)`, which maps those
 //! buffers fresh so that only touched pages count whatever the heap's

@@ -66,9 +66,10 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let upstream = Upstream::new(settings.clone())?;
+    let threads = settings.worker_threads();
+    let upstream = Upstream::for_workers(settings.clone(), threads)?;
     let state = AppState::with_metrics(upstream, observability.metrics);
-    let mut workers = Workers::start(&state, settings.worker_threads(), settings.timeout)?;
+    let mut workers = Workers::start(&state, threads, settings.timeout)?;
     let trimmer = idle_trim::spawn_idle_trim(state.clone());
     let mut shutdown = std::pin::pin!(shutdown);
 

@@ -43,8 +43,8 @@ struct Worker {
 }
 
 impl Workers {
-    /// Starts `count` threads serving `state`'s routes, each through a
-    /// sibling of `state`'s upstream client.
+    /// Starts `count` threads serving `state`'s routes: the first through
+    /// `state`'s upstream client, the others each through a sibling.
     pub fn start(
         state: &AppState,
         count: usize,
@@ -53,7 +53,10 @@ impl Workers {
         let (close, closing) = watch::channel(false);
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {
-            let state = state.with_upstream(state.upstream().for_worker(count)?);
+            let state = match index {
+                0 => state.clone(),
+                _ => state.with_upstream(state.upstream().sibling()?),
+            };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -153,7 +156,8 @@ impl Serving {
         // driver through an eventfd write to re-arm: a syscall per request
         // at low rates. A timer that always fires within a second keeps
         // every 60 s timeout later than the next wake.
-        let ticker = tokio::spawn(async {
+        // (Ended with the runtime.)
+        tokio::spawn(async {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;
@@ -182,7 +186,6 @@ impl Serving {
                 open.fetch_sub(1, Ordering::Relaxed);
             });
         }
-        ticker.abort();
         let _ = self.closing.wait_for(|close| *close).await;
         let _ = tokio::time::timeout(FINAL_FLUSH, connections.shutdown()).await;
     }
@@ -199,7 +202,54 @@ fn fewest(open: &[usize], start: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::fewest;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::{fewest, Workers};
+    use crate::config::Settings;
+    use crate::providers::Upstream;
+    use crate::server::state::AppState;
+
+    #[tokio::test]
+    async fn each_worker_serves_the_connections_handed_to_it() {
+        let settings = Arc::new(Settings::from_lookup(|_| None).unwrap());
+        let upstream = Upstream::for_workers(settings, 3).unwrap();
+        let state = AppState::with_metrics(upstream, false);
+        let mut workers = Workers::start(&state, 3, Duration::from_secs(5)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let client = TcpStream::connect(address).await.unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            workers.dispatch(accepted);
+            clients.push(client);
+        }
+        let open: Vec<usize> = workers
+            .workers
+            .iter()
+            .map(|worker| worker.open.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(open, [1, 1, 1], "one connection each");
+
+        for mut client in clients {
+            client
+                .write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut reply = String::new();
+            client.read_to_string(&mut reply).await.unwrap();
+            assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+            assert!(reply.ends_with(r#"{"status":"ok"}"#), "{reply}");
+        }
+        workers.stop_accepting();
+        // Resolves only once every worker thread has ended its runtime.
+        workers.close().await;
+    }
 
     #[test]
     fn connections_go_to_the_worker_serving_the_fewest() {
